@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Execute notebooks in place so that their committed outputs come from a real run.
+
+Usage: python scripts/run_nb.py nbs/10_samplers.ipynb [more.ipynb ...] [--skip slow,cuda]
+
+Cells marked `#| eval: false` never run. By default `slow` cells DO run (that is how the
+committed figures of long experiments are produced); pass `--skip slow` to leave them
+with their previous outputs. Each run prints its wall time. Run `nbdev_clean` afterwards.
+"""
+import sys, time, argparse
+from pathlib import Path
+from execnb.nbio import read_nb, write_nb
+from execnb.shell import CaptureShell
+from fastcore.xtras import working_directory
+from nbdev.process import NBProcessor
+from nbdev.frontmatter import FrontmatterProc
+
+def run_nb(fn, skip=()):
+    fn = Path(fn).resolve()
+    raw = read_nb(fn)
+    nb = NBProcessor(fn, procs=FrontmatterProc, process=True).nb  # parses directives
+    skip = set(skip)
+    def _skip(cell):
+        if cell.cell_type != 'code': return True
+        d = getattr(cell, 'directives_', {}) or {}
+        if d.get('eval:', [''])[0].lower() == 'false': return True
+        return bool(skip & d.keys())
+    sh = CaptureShell(fn)
+    t0 = time.time()
+    with working_directory(fn.parent):
+        sh.run_all(nb, exc_stop=True, preproc=_skip)
+    # copy outputs back onto the raw cells (NBProcessor may have rewritten sources)
+    for rc, pc in zip(raw.cells, nb.cells):
+        if rc.cell_type == 'code' and not _skip(pc):
+            rc['outputs'] = pc.get('outputs', [])
+            rc['execution_count'] = pc.get('execution_count')
+    write_nb(raw, fn)
+    print(f'{fn.name}: ran in {time.time()-t0:.1f}s')
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('nbs', nargs='+')
+    p.add_argument('--skip', default='', help='comma-separated flags to skip, e.g. slow,cuda')
+    a = p.parse_args()
+    for f in a.nbs: run_nb(f, [s for s in a.skip.split(',') if s])
