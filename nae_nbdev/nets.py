@@ -225,11 +225,11 @@ def make_net(name:str, # one of 'fc', 'fcres2', 'conv28', 'conv32', 'conv32big',
 
 def auto_net(x_shape:tuple # per-sample input shape
             ) -> str:
-    "The network name for a data shape: 'fc' for vectors, else the paper's network for MNIST/CIFAR/CelebA shapes."
+    "The network for a data shape: the paper's network for MNIST/CIFAR/CelebA shapes, else 'fc' for vectors and small images."
     x_shape = tuple(int(s) for s in x_shape)
-    if len(x_shape) == 1: return 'fc'
     known = {(1, 28, 28): 'conv28', (3, 32, 32): 'conv32', (3, 64, 64): 'conv64'}
     if x_shape in known: return known[x_shape]
+    if len(x_shape) == 1 or math.prod(x_shape) <= 4096: return 'fc'  # e.g. tabular rows, 8x8 digits
     raise NAEError(f"No default network for inputs of shape {x_shape}.",
                    f"Flatten the inputs to (N, D) to use the MLP ('fc'), resize them to one of {list(known)}, "
                    "or pass net= explicitly (make_net('fc', x_shape, dz) accepts any shape).")
