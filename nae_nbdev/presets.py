@@ -19,7 +19,7 @@ def _base(*layers:dict) -> dict:
         dataset='mnist', holdout=None, val_ood='constant_gray', test_ood=[], dequantize=False, hflip=False,
         data_root=None, subset=None,
         # model
-        model='nae', net='auto', dz=32, mult=1.0, spherical=True, T=1.0, trainable_T=False,
+        model='nae', net='auto', dz=32, mult=1.0, spherical=True, temp=1.0, learn_temp=False,
         gamma=1.0, l2=1e-4,
         # sampler (samplers.OMISampler keyword arguments)
         z_steps=10, z_step_size=0.2, z_noise=0.05,
@@ -45,7 +45,7 @@ def digits_holdout(**kw) -> dict:
 
 def gauss8(**kw) -> dict:
     "The 2-D 8-Gaussian density estimation of §6.2 (Table 11, 2D column): FCRes2, Euclidean latent, trainable T=0.5, MH in x."
-    return _base(dict(dataset='gauss8', net='fcres2', dz=1, spherical=False, T=0.5, trainable_T=True, l2=0.,
+    return _base(dict(dataset='gauss8', net='fcres2', dz=1, spherical=False, temp=0.5, learn_temp=True, l2=0.,
                  gamma=1.0, z_steps=10, z_step_size=0.005, z_noise=0.1,
                  x_steps=30, x_step_size=0.005, x_noise=0.1, x_anneal=False, x_clip_grad=None, x_mh=True,
                  batch_size=128, ae_epochs=None, nae_epochs=None, ae_iters=0, nae_iters=3000,
