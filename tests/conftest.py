@@ -1,0 +1,28 @@
+"Shared helpers for the process-level system tests (CLI, kill/resume, faults, distributed)."
+import os, sys, subprocess, shutil
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent/'shared'/'data'
+
+def cli_env(**extra):
+    "Environment for console-script subprocesses: one thread each (tests run on 2 shared cores), no GPU."
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1', MPLBACKEND='Agg',
+               CUDA_VISIBLE_DEVICES='')
+    env.update(extra)
+    return env
+
+def run_cli(*args, check=True, timeout=600, **kw):
+    "Run a console script (e.g. 'nae_train', '--out', d) and return the CompletedProcess (text mode)."
+    exe = shutil.which(args[0])
+    assert exe, f"console script {args[0]} is not installed (pip install -e .)"
+    r = subprocess.run([exe, *map(str, args[1:])], capture_output=True, text=True, timeout=timeout, env=cli_env(), **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed (rc={r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+# A tiny digits run: seconds on one core, but every code path of the real job (both phases,
+# validation, checkpoints, evaluation, run directory).
+TINY = ['--ae_iters', '40', '--nae_iters', '30', '--x_steps', '5', '--z_steps', '3', '--dz', '8',
+        '--batch_size', '32', '--val_every', '10', '--ckpt_every', '5', '--quiet']
