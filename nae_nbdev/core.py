@@ -52,6 +52,9 @@ def as_images(x, # array-like: (N,D), (N,H,W) or (N,C,H,W); float in [0,1] or ui
               quiet:bool=False, # don't warn when uint8 input is rescaled
              ) -> torch.Tensor:
     "Validate `x` and return a float tensor in [0,1]; 3-D input gets a channel axis."
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        raise NAEError(f"{name} is a numpy array of Python objects (dtype=object), not of numbers.",
+                       "Convert it first, e.g. np.asarray(X, dtype='float32'); ragged rows must be padded to one length.")
     if isinstance(x, np.ndarray): x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, torch.Tensor):
         try: x = torch.as_tensor(np.asarray(x))
