@@ -11,17 +11,27 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data.distributed import DistributedSampler
+import torch.distributed as dist
 from tqdm.auto import tqdm
 from .core import NAEError, get_device, seed_everything
 from .checkpoint import rng_state, set_rng_state, atomic_write, save_checkpoint, load_checkpoint, load_model_state
 from .metrics import auroc
 
 # %% auto #0
-__all__ = ['Batches', 'CancelFitException', 'Rollback', 'TrainingDiverged', 'Callback', 'param_groups', 'Learner', 'batch_scores',
-           'ValidationCB', 'EarlyStoppingCB', 'ClipGradCB', 'CheckpointCB', 'GuardCB', 'LogCB', 'ProgressCB',
-           'prepare_run', 'make_learner', 'NAERun', 'fit_nae', 'read_log', 'plot_history']
+__all__ = ['dist_rank', 'dist_world', 'Batches', 'CancelFitException', 'Rollback', 'TrainingDiverged', 'Callback', 'param_groups',
+           'Learner', 'batch_scores', 'ValidationCB', 'EarlyStoppingCB', 'ClipGradCB', 'CheckpointCB', 'GuardCB',
+           'LogCB', 'ProgressCB', 'prepare_run', 'make_learner', 'NAERun', 'fit_nae', 'read_log', 'plot_history']
 
 # %% ../nbs/31_learner.ipynb #ac1f46c9
+def dist_rank() -> int:
+    "This process's rank in the `torch.distributed` process group (0 without one)."
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+def dist_world() -> int:
+    "The number of processes in the `torch.distributed` process group (1 without one)."
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
 class Batches:
     "Mini-batches whose order in epoch `e` depends only on `(seed, e)`, so training can restart at any iteration."
     def __init__(self,
@@ -30,8 +40,11 @@ class Batches:
                  shuffle:bool=True, # draw a new order each epoch (else the dataset order)
                  drop_last:bool=False, # drop the last incomplete batch of each epoch
                  seed:int=0, # the data order depends on this and the epoch only
-                 num_workers:int=0): # DataLoader workers for a Dataset (tensors are indexed directly)
+                 num_workers:int=0, # DataLoader workers for a Dataset (tensors are indexed directly)
+                 num_replicas:int|None=None, # processes sharing each epoch (`DistributedSampler`'s); None: the process group's size, else 1
+                 rank:int|None=None): # which shard this process serves; None: the process group's rank, else 0
         self.collate = None
+        self.num_replicas, self.rank = num_replicas or dist_world(), dist_rank() if rank is None else rank
         if isinstance(data, DataLoader):
             batch_size, drop_last, num_workers = data.batch_size or batch_size, data.drop_last, data.num_workers
             shuffle, self.collate, data = isinstance(data.sampler, RandomSampler), data.collate_fn, data.dataset
@@ -41,17 +54,19 @@ class Batches:
                            "Pass a tensor or array (N, ...), a torch Dataset, or a DataLoader.")
         self.data, self.bs, self.shuffle, self.drop_last, self.seed, self.num_workers = data, batch_size, shuffle, drop_last, seed, num_workers
         self.n = len(data)
+        self.n_shard = -(-self.n // self.num_replicas)   # DistributedSampler(drop_last=False) pads every shard to this
         if self.n == 0 or len(self) == 0:
             raise NAEError(f"The training data gives no batch: {self.n} samples, batch size {batch_size}, drop_last={drop_last}.",
                            "Pass more samples, a smaller batch size, or drop_last=False.")
 
-    def __len__(self): return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+    def __len__(self): return self.n_shard // self.bs if self.drop_last else -(-self.n_shard // self.bs)
 
     def _generator(self, epoch): return torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
 
     def order(self, epoch:int) -> torch.Tensor:
-        "The sample indices of epoch `epoch`, in the order they are served."
-        return torch.randperm(self.n, generator=self._generator(epoch)) if self.shuffle else torch.arange(self.n)
+        "The sample indices this process serves in epoch `epoch`, in order: its `DistributedSampler` shard of the epoch's permutation."
+        o = torch.randperm(self.n, generator=self._generator(epoch)) if self.shuffle else torch.arange(self.n)
+        return o[list(DistributedSampler(o, num_replicas=self.num_replicas, rank=self.rank, shuffle=False))]
 
     def epoch(self,
               epoch:int, # which epoch (0-based)
@@ -78,6 +93,7 @@ class TrainingDiverged(NAEError):
 class Callback:
     "Base class: override any event method (`before_fit`, `after_loss`, ...); each takes the learner."
     order = 0
+    main_only = False # True: only the main process (rank 0) of a distributed run has this callback
     @property
     def name(self) -> str:
         "The key of this callback's state in a checkpoint: the class name without `CB`, lower case."
@@ -127,7 +143,10 @@ class Learner:
         self.device = get_device(device)
         self.model, self.loss_name, self.n_iters, self.seed, self.name = model.to(self.device), loss, int(n_iters), seed, name
         self.opt = opt_func(param_groups(self.model, lr, t_lr_mult))
-        self.cbs = sorted(cbs, key=lambda c: c.order)
+        self.loss_func = getattr(self.model, loss)   # a callback may swap in a wrapper (e.g. `distributed.DDPCB`)
+        self.rank, self.world_size = dist_rank(), dist_world()
+        self.is_main = self.rank == 0                # the process that logs, shows progress and writes files
+        self.cbs = [c for c in sorted(cbs, key=lambda c: c.order) if self.is_main or not c.main_only]
         self.config = dict(config or {}, learner=dict(name=name, loss=loss, lr=lr, n_iters=self.n_iters, t_lr_mult=t_lr_mult,
                                                       batch_size=self.batches.bs, seed=seed))
         self.step, self.epoch, self.stopped, self.val, self.log, self.stats = 0, 0, False, None, [], {}
@@ -139,6 +158,12 @@ class Learner:
             f = getattr(cb, event, None)
             if f is not None: f(self)
 
+    def broadcast(self, obj):
+        "The main process's `obj`, on every process of a distributed run (`obj` itself in one process)."
+        if self.world_size == 1: return obj
+        box = [obj]; dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     @property
     def elapsed(self) -> float:
         "Seconds of training so far, summed over resumed sessions."
@@ -146,7 +171,7 @@ class Learner:
 
     def get_loss(self):
         "Compute `self.loss` and `self.stats` (a dict of floats) for the batch `self.xb`."
-        out = getattr(self.model, self.loss_name)(self.xb)
+        out = self.loss_func(self.xb)
         self.loss, self.stats = out if isinstance(out, tuple) else (out, {'loss': float(out.detach())})
 
     def backward(self): self.opt.zero_grad(set_to_none=True); self.loss.backward()
@@ -193,13 +218,20 @@ class Learner:
                     sampler=sampler.state_dict() if hasattr(sampler, 'state_dict') else None,
                     counters=dict(step=self.step, elapsed=self.elapsed, stopped=self.stopped),
                     callbacks={cb.name: cb.state_dict() for cb in self.cbs},
-                    rng=rng_state(), config=self.config)
+                    rng=rng_state(), config=self.config, world_size=self.world_size)
 
     def load_state_dict(self,
                         sd:dict, # from `state_dict` (or `load_checkpoint`)
                         skip:tuple=()): # names of callbacks whose state is kept as it is now
         "Put the learner back in the state `sd` describes (a copy of it: later training never alters `sd`)."
         sd = copy.deepcopy(sd)   # the optimiser and samplers may keep references to the tensors they are given
+        if sd.get('world_size', 1) != self.world_size:
+            raise NAEError(f"The checkpoint of phase {sd['config']['learner']['name']!r} was written by {sd.get('world_size', 1)} "
+                           f"process(es); this run has {self.world_size}. Each process's replay buffer and RNG state are saved "
+                           "separately, so the run can only continue with the same number of processes.",
+                           f"Resume with the same world size (torchrun --nproc_per_node/--nnodes giving {sd.get('world_size', 1)} "
+                           "processes in all), or start a new run.")
+        if 'ranks' in sd: sd.update(sd['ranks'][self.rank])   # a distributed checkpoint: this process's sampler and RNG
         old, new = sd['config']['learner'], self.config['learner']
         bad = {k: (old[k], new[k]) for k in ('seed', 'batch_size', 'loss') if old[k] != new[k]}
         if bad:
@@ -248,10 +280,15 @@ class ValidationCB(Callback):
     def after_step(self, learn):
         if learn.step % self.every == 0 or learn.step == learn.n_iters: self.validate(learn)
 
-    def validate(self, learn):
+    def metrics(self, learn) -> dict:
+        "`val_score` (the mean inlier score) and, with outliers, `val_auroc`, on the whole validation set."
         s_in = batch_scores(learn.model, self.x_in, self.bs)
         m = dict(val_score=s_in.mean().item())
         if self.x_ood is not None: m['val_auroc'] = auroc(s_in, batch_scores(learn.model, self.x_ood, self.bs))
+        return m
+
+    def validate(self, learn):
+        m = learn.broadcast(self.metrics(learn) if learn.is_main else None)  # distributed: rank 0 scores, every rank takes its decision
         v = m[self.monitor]
         improved = self.best is None or (v > self.best if _MAXIMIZE[self.monitor] else v < self.best)
         if improved:
@@ -296,25 +333,27 @@ class CheckpointCB(Callback):
     def before_fit(self, learn):
         self.every = self.every or len(learn.batches)
         last = self.path/'last.pt' if self.path else None
-        if last is not None and last.exists():
+        if last is not None and learn.broadcast(last.exists()):   # rank 0's answer: it may be writing the file already
             if not self.resume:
                 raise NAEError(f"{last} already holds a checkpoint of a run.",
                                "Pass resume=True (nae_train --resume) to continue it, overwrite=True (--overwrite) to start again, "
                                "or choose another run directory.")
             self.last = load_checkpoint(last)
             learn.load_state_dict(self.last)
+            if 'ranks' in self.last: self.last.update(self.last.pop('ranks')[learn.rank])  # the rollback target is this process's state
         else: self.save(learn)
 
     def save(self, learn):
-        sd = learn.state_dict()
-        if self.path: self.path.mkdir(parents=True, exist_ok=True); save_checkpoint(self.path/'last.pt', sd)
-        self.last = _cpu_copy(sd)
+        learn.ckpt = learn.state_dict()
+        self.last = _cpu_copy(learn.ckpt)   # this process's state: the rollback target
+        learn.run_cbs('before_save')        # e.g. `DDPCB` gathers every process's sampler and RNG state into `learn.ckpt`
+        if self.path and learn.is_main: self.path.mkdir(parents=True, exist_ok=True); save_checkpoint(self.path/'last.pt', learn.ckpt)
 
     def after_batch(self, learn):
         if learn.step % self.every == 0: self.save(learn)
     def after_fit(self, learn): self.save(learn)
     def after_validate(self, learn):
-        if learn.val['improved'] and self.path:
+        if learn.val['improved'] and self.path and learn.is_main:
             save_checkpoint(self.path/'best.pt', dict(model=learn.model.state_dict(), val=learn.val, config=learn.config))
     def after_rollback(self, learn): learn.load_state_dict(self.last, skip=('guard',))
 
@@ -388,7 +427,7 @@ def _read_jsonl(path:Path) -> list[dict]:
 
 class LogCB(Callback):
     "Record stats every `every` steps, validations and rollbacks in `learn.log` and (given `path`) a JSONL file."
-    order = 10
+    order, main_only = 10, True
     def __init__(self,
                  path:str|Path|None=None, # the JSONL file, shared by the phases of a run; None: memory only
                  every:int=10): # steps between records
@@ -421,7 +460,7 @@ _SHORT = dict(loss='loss', e_pos='E+', e_neg='E-', T='T', val_auroc='AUROC')
 
 class ProgressCB(Callback):
     "A `tqdm.auto` progress bar with the live loss, E+, E-, T and validation AUROC."
-    order = 20
+    order, main_only = 20, True
     def __init__(self, every:int=10): self.every, self.bar = every, None
     def before_fit(self, learn):
         self.post = {}

@@ -11,7 +11,8 @@ import torch
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .data import load_dataset, dequantize
 from .models import make_model
-from .learner import fit_nae, batch_scores, Callback, prepare_run
+from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world
+from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
 from .metrics import ood_report, metrics_table, tv_distance, kl_divergence
 from .checkpoint import save_checkpoint, load_checkpoint, load_model_state
 from .presets import preset
@@ -71,31 +72,37 @@ def evaluate(model, # anything with `score` (higher = more outlying)
     return ood_report(s_in, {k: batch_scores(model, v, bs) for k, v in data['test_out'].items()})
 
 class EvalCB(Callback):
-    "When the phase ends, evaluate the model on the test sets and keep the report in `self.report`."
-    order = 90
+    "When the phase ends, evaluate the model on the test sets and keep the report in `self.report` (rank 0 only)."
+    order, main_only = 90, True
     def __init__(self, data:dict): self.data, self.report = data, None
     def after_fit(self, learn): self.report = evaluate(learn.model, self.data) if self.data['test_out'] else {}
 
 # %% ../nbs/46_run.ipynb #acd8f74a
-def density_metrics(model, # an energy model with `energy` (and `T` for NAE)
+def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or a VAE (`nll`)
                     logpdf, # the exact log-density, (N, 2) -> (N,)
-                    lo:float=-4., hi:float=4., n:int=200) -> dict:
-    "TV and KL(p_data || p_model) on an n x n grid of [lo, hi]^2; for models without a temperature, T is fitted by maximum likelihood on the grid."
+                    lo:float=-4., hi:float=4., n:int=200, # the n x n grid of [lo, hi]^2
+                    return_grid:bool=False, # also return the two (n, n) arrays of cell masses `p_data`, `p_model`
+                   ) -> dict:
+    "TV and KL(p_data || p_model) on an n x n grid of [lo, hi]^2; T is fitted on the grid for models without one, a VAE uses exp(-nll)."
     from nae_nbdev.ebm import grid2d
     xy, cell = grid2d(lo, hi, n)
     p = next(model.parameters())
+    f = model.nll if hasattr(model, 'nll') else model.energy   # VAE: -log p(x); else the energy
     with torch.no_grad():
-        e = torch.cat([model.energy(b.to(p.device)).float().cpu() for b in xy.split(8192)])
+        e = torch.cat([f(b.to(p.device)).float().cpu() for b in xy.split(8192)])
         lp_true = logpdf(xy).double()
     q = (lp_true.exp() * cell); q = q / q.sum()
     def model_p(T): w = torch.softmax(-e.double() / T, 0); return w
-    if hasattr(model, 'T'): T = float(model.T)
+    if hasattr(model, 'nll'): T = 1.
+    elif hasattr(model, 'T'): T = float(model.T.detach())
     else:  # the AE has no temperature: give it its best one, so the comparison is fair to it
         Ts = torch.logspace(-4, 1, 61).double()
         T = float(Ts[torch.stack([(q * model_p(t).clamp_min(1e-300).log()).sum() for t in Ts]).argmax()])
     pm = model_p(T)
-    return dict(tv=float(tv_distance(q.numpy(), pm.numpy(), normalize=False)),
-                kl=float(kl_divergence(q.numpy(), pm.numpy(), normalize=False, eps=1e-300)), T=T)
+    out = dict(tv=float(tv_distance(q.numpy(), pm.numpy(), normalize=False)),
+               kl=float(kl_divergence(q.numpy(), pm.numpy(), normalize=False, eps=1e-300)), T=T)
+    if return_grid: out.update(p_data=q.reshape(n, n).numpy(), p_model=pm.reshape(n, n).numpy())
+    return out
 
 # %% ../nbs/46_run.ipynb #f9d683eb
 def _dump(path, obj):
@@ -111,17 +118,21 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     "Train and evaluate the experiment `cfg`; returns dict(metrics, model, data, run, time)."
     t0 = time.time()
     cfg = dict(cfg)
-    rd = prepare_run(out, resume, overwrite)
+    own_group = dist_world() == 1
+    device = init_distributed(cfg['device'])   # under torchrun: join the process group (NCCL on CUDA, gloo on the CPU)
+    main, out = dist_rank() == 0, broadcast_object(out)   # rank 0's run directory on every rank
+    verbose = verbose and main
+    rd = prepare_run(out, resume, overwrite) if main else None if out is None else Path(out)
+    barrier()
     if rd is not None and resume and (rd/'config.json').exists():
         saved = json.loads((rd/'config.json').read_text())
         diff = {k: (saved.get(k), v) for k, v in cfg.items() if k not in ('device',) and saved.get(k) != v and not (isinstance(v, tuple) and list(v) == saved.get(k))}
         if diff: raise NAEError(f"--resume with settings that differ from the saved run: {diff}.",
                                 "Resume with the same settings, or start a new run directory.")
     seed_everything(cfg['seed'])
-    device = get_device(cfg['device'])
     data = experiment_data(cfg, verbose)
     model = experiment_model(cfg, data['x_shape']).to(device)
-    if rd is not None: _dump(rd/'config.json', cfg)
+    if rd is not None and main: _dump(rd/'config.json', cfg)
     if verbose: print(f"{cfg.get('preset', 'custom')}: {cfg['model']} on {cfg['dataset']} {data['x_shape']}, "
                       f"{len(data['train'])} train / {len(data['val'])} val / {len(data['test_in'])} test inliers; "
                       f"device {device}; {hardware_info()}")
@@ -135,11 +146,11 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
               log_every=cfg['log_every'], progress=progress)
     if nae_kind:
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
-                      nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_cbs=[ae_eval], nae_cbs=[nae_eval],
+                      nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_cbs=[ae_eval, *ddp_cbs()], nae_cbs=[nae_eval, *ddp_cbs()],
                       final='best' if valid else 'last', **kw)
     else:  # a baseline trains one phase, with its own loss, under the AE budget
         run = fit_nae(model, data['train'], ae_iters=0, nae_epochs=cfg['ae_epochs'], nae_iters=cfg['ae_iters'],
-                      nae_cbs=[nae_eval], final='best' if valid else 'last',
+                      nae_cbs=[nae_eval, *ddp_cbs()], final='best' if valid else 'last',
                       **{**kw, 'lr_nae': cfg['lr_ae'], 'ae_clip_grad': None})
     model.eval()
     if nae_eval.report is not None and valid is not None:  # the NAE phase's best weights were loaded after the phase
@@ -152,11 +163,12 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         metrics.update(density_metrics(model, eight_gaussians_logpdf))
     elapsed = time.time() - t0
     metrics['time_s'] = elapsed
-    if rd is not None:
+    if rd is not None and main:
         save_checkpoint(rd/'model.pt', dict(model=model.state_dict(), config=cfg,
                                             sampler=model.sampler.state_dict() if hasattr(model, 'sampler') else {}))
         _dump(rd/'metrics.json', metrics)
     if verbose: print(format_metrics(metrics)); print(f"wall time {elapsed:.1f}s")
+    if own_group: finish_distributed()
     return dict(metrics=metrics, model=model, data=data, run=run, time=elapsed)
 
 def format_metrics(metrics:dict) -> str:

@@ -25,6 +25,8 @@ def run_nb(fn, skip=()):
         d = getattr(cell, 'directives_', {}) or {}
         if d.get('eval:', [''])[0].lower() == 'false': return True
         return bool(skip & d.keys())
+    for c in nb.cells:  # a cell that prints nothing now must not keep its old output
+        if not _skip(c): c['outputs'] = []
     sh = CaptureShell(fn)
     t0 = time.time()
     with working_directory(fn.parent):

@@ -1,0 +1,83 @@
+"""Distributed training with torchrun on the CPU (gloo, 2 processes): lockstep weights and rollbacks, one log,
+the 2 x B == 1 x 2B equivalence, and kill-and-resume of `nae_train` on both ranks."""
+import os, sys, json, time, signal, subprocess, shutil
+from pathlib import Path
+import pytest, torch
+from conftest import ROOT, run_cli, cli_env, TINY
+
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
+WORKER = str(ROOT/'tests'/'ddp_worker.py')
+ARGS = [*TINY, '--nae_iters', '60', '--seed', '7']   # as test_resume: a longer NAE phase to kill into
+
+def torchrun(*args, check=True, timeout=600):
+    r = subprocess.run([*TORCHRUN, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=cli_env(), cwd=ROOT)
+    if check and r.returncode != 0:
+        raise AssertionError(f"torchrun {' '.join(map(str, args))} failed (rc={r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+def worker(out, nproc, **kw):
+    args = [WORKER, '--out', out, *[f'--{k}={v}' for k, v in kw.items()]]
+    if nproc == 1: r = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=cli_env(), cwd=ROOT)
+    else: r = torchrun(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [torch.load(out/f'rank{i}.pt', weights_only=True) for i in range(nproc)]
+
+def test_weights_identical_on_both_ranks(tmp_path):
+    r0, r1 = worker(tmp_path, 2, iters=8, sampler='omi', opt='adam', bs=16)
+    assert r0['diff'] == 0 and r1['diff'] == 0
+    for k in r0['w']: assert torch.equal(r0['w'][k], r1['w'][k]), k
+    assert any(not torch.equal(r0['w'][k], r0['w0'][k]) for k in r0['w']), "training did not change the weights"
+    b0, b1 = r0['sampler']['buffer'], r1['sampler']['buffer']
+    assert not torch.equal(b0['data'][:b0['size']], b1['data'][:b1['size']]), "the ranks must run their own chains"
+    assert not set(r0['first'].tolist()) & set(r1['first'].tolist()), "the ranks' first batches must be disjoint shards"
+    assert r0['log'] and not r1['log'], "only rank 0 logs"
+
+def test_two_ranks_batch_b_equal_one_process_batch_2b(tmp_path):
+    two = worker(tmp_path/'two', 2, iters=1, sampler='cd0', opt='sgd', bs=16)
+    one, = worker(tmp_path/'one', 1, iters=1, sampler='cd0', opt='sgd', bs=32)
+    assert sorted(torch.cat([two[0]['first'], two[1]['first']]).tolist()) == sorted(one['first'].tolist())
+    for k in one['w']:
+        d1, d2 = one['w'][k] - one['w0'][k], two[0]['w'][k] - two[0]['w0'][k]
+        torch.testing.assert_close(d2, d1, rtol=0, atol=1e-3 * d1.abs().max().item() + 1e-12, msg=f"first update of {k}")
+    assert any(d.abs().max() > 1e-4 for d in (one['w'][k] - one['w0'][k] for k in one['w'])), "the update is too small to compare"
+    (l2,), (l1,) = two[0]['log'], one['log']
+    for key in ('loss', 'e_pos', 'e_neg'): assert l2[key] == pytest.approx(l1[key], rel=1e-5), key
+
+def _steps(out):
+    log = [json.loads(l) for l in (Path(out)/'log.jsonl').read_text().splitlines()]
+    return [(r['phase'], r['step']) for r in log if 'loss' in r]
+
+def test_nae_train_under_torchrun_logs_once_and_resumes(tmp_path):
+    ref = tmp_path/'ref'
+    r = torchrun('--no-python', 'nae_train', '--out', ref, *ARGS)
+    assert r.stdout.count('train / ') == 1 and r.stdout.count('test AUROC') == 1, r.stdout   # rank 0 prints, once
+    steps = _steps(ref)
+    assert len(steps) == len(set(steps)) and ('nae', 60) in steps, steps   # each logged step once
+    ck = torch.load(ref/'nae'/'last.pt', weights_only=True)
+    assert ck['world_size'] == 2 and len(ck['ranks']) == 2 and 'sampler' not in ck
+    assert not torch.equal(ck['ranks'][0]['rng']['torch'], ck['ranks'][1]['rng']['torch']), "ranks are seeded apart"
+    # kill the whole torchrun process group once the NAE phase has checkpointed, then resume
+    out = tmp_path/'run'
+    p = subprocess.Popen([*TORCHRUN, '--no-python', 'nae_train', '--out', str(out), *map(str, ARGS)], env=cli_env(), cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.time()
+    while not (out/'nae'/'last.pt').exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.02)
+    time.sleep(0.5)
+    assert p.poll() is None, "the run finished before it could be killed: make it longer"
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (out/'model.pt').exists()
+    one = run_cli('nae_train', '--out', out, *ARGS, '--resume', check=False)   # one process cannot continue a 2-process run
+    assert one.returncode == 2 and 'written by 2 process(es); this run has 1' in one.stderr, one.stderr
+    torchrun('--no-python', 'nae_train', '--out', out, *ARGS, '--resume')
+    got, want = (torch.load(d/'model.pt', weights_only=True)['model'] for d in (out, ref))
+    diff = {k: (got[k] - want[k]).abs().max().item() for k in want if not torch.equal(got[k], want[k])}
+    assert not diff, f"the resumed 2-process run differs from the uninterrupted one: {diff}"
+    steps = _steps(out)
+    assert len(steps) == len(set(steps)), "a resumed run must not log the same step twice"
+
+def test_divergence_on_one_rank_rolls_back_every_rank(tmp_path):
+    r0, r1 = worker(tmp_path, 2, iters=6, sampler='omi', opt='adam', bs=16, nan_at=3)   # a NaN E(x-) on rank 1 only
+    assert r0['events'] == r1['events'] and len(r0['events']) == 1, (r0['events'], r1['events'])
+    assert [r.get('event') for r in r0['log']].count('rollback') == 1
+    assert r0['step'] == r1['step'] == 6 and r0['diff'] == 0 and r1['diff'] == 0
+    for k in r0['w']: assert torch.equal(r0['w'][k], r1['w'][k]), k
