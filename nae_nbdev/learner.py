@@ -489,7 +489,10 @@ def prepare_run(run_dir:str|Path|None, # the run directory (None: nothing to pre
                            "Pass resume=True (nae_train --resume) to continue it, overwrite=True (--overwrite) to delete it and "
                            "start again, or choose another run directory.")
         for p in ours: p.unlink()
-    rd.mkdir(parents=True, exist_ok=True)
+    try: rd.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NAEError(f"Cannot create the run directory {rd}: {e.strerror or e}.",
+                       "Choose a run directory on a writable disk with free space (e.g. --out runs/myrun).") from None
     return rd
 
 def make_learner(model:nn.Module,
