@@ -129,6 +129,7 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
               nae_iters:str=None, # NAE iterations (instead of epochs)
               lr_ae:str=None, # Adam learning rate of the AE phase
               lr_nae:str=None, # Adam learning rate of the NAE phase
+              t_lr_mult:str=None, # learning-rate multiplier of a trainable temperature (the paper: 100)
               ae_clip_grad:str=None, # gradient-norm clip in the AE phase
               early_stop:str=None, # AE-phase early-stopping patience (validations)
               val_every:str=None, # iterations between validations

@@ -140,7 +140,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     ae_eval, nae_eval = EvalCB(data), EvalCB(data)
     valid = (data['val'], data['val_ood']) if data['val_ood'] is not None else None
     data_tf = dequantize if cfg['dequantize'] else None
-    kw = dict(valid=valid, lr_ae=cfg['lr_ae'], lr_nae=cfg['lr_nae'], ae_clip_grad=cfg['ae_clip_grad'],
+    kw = dict(valid=valid, lr_ae=cfg['lr_ae'], lr_nae=cfg['lr_nae'], t_lr_mult=cfg['t_lr_mult'], ae_clip_grad=cfg['ae_clip_grad'],
               early_stop=cfg['early_stop'], run_dir=rd, resume=resume, batch_size=cfg['batch_size'], seed=cfg['seed'],
               device=device, config=cfg, val_every=cfg['val_every'], ckpt_every=cfg['ckpt_every'],
               log_every=cfg['log_every'], progress=progress)
@@ -148,8 +148,10 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
                       nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_cbs=[ae_eval, *ddp_cbs()], nae_cbs=[nae_eval, *ddp_cbs()],
                       final='best' if valid else 'last', **kw)
-    else:  # a baseline trains one phase, with its own loss, under the AE budget
-        run = fit_nae(model, data['train'], ae_iters=0, nae_epochs=cfg['ae_epochs'], nae_iters=cfg['ae_iters'],
+    else:  # a baseline trains one phase, with its own loss, under the AE budget (the NAE one if the preset has no AE phase)
+        no_ae = not (cfg['ae_iters'] or cfg['ae_epochs'])
+        run = fit_nae(model, data['train'], ae_iters=0, nae_epochs=cfg['nae_epochs' if no_ae else 'ae_epochs'],
+                      nae_iters=cfg['nae_iters' if no_ae else 'ae_iters'],
                       nae_cbs=[nae_eval, *ddp_cbs()], final='best' if valid else 'last',
                       **{**kw, 'lr_nae': cfg['lr_ae'], 'ae_clip_grad': None})
     model.eval()
