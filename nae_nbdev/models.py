@@ -11,7 +11,7 @@ from torch import Tensor
 from .core import NAEError
 from .ebm import Temperature, nae_loss, grid, log_partition
 from .nets import make_net, auto_net
-from .samplers import OMISampler, CDSampler, PCDSampler, box_noise, to_sphere
+from .samplers import OMISampler, CDSampler, PCDSampler, box_noise, to_sphere, accelerate
 
 # %% auto #0
 __all__ = ['MODELS', 'AE', 'NAE', 'DAE', 'VAE', 'mmd_rbf', 'WAE', 'make_model']
@@ -281,6 +281,7 @@ def make_model(kind:str, # 'ae', 'nae', 'dae', 'vae', 'wae', 'nae_cd' or 'nae_pc
                mult:float=1.0, # channel multiplier of the network
                net_kw:dict|None=None, # extra arguments of the network constructor
                sampler_kw:dict|None=None, # arguments of the NAE's sampler (ignored if `sampler` is given)
+               fast:bool=True, # samplers.accelerate the conv layers (same sums); False: plain torch layers
                **kw, # arguments of the model class (e.g. T, gamma, l2, spherical, sigma, score_kind)
               ):
     "Build model `kind` on the network `net` for inputs of shape `x_shape`."
@@ -293,6 +294,7 @@ def make_model(kind:str, # 'ae', 'nae', 'dae', 'vae', 'wae', 'nae_cd' or 'nae_pc
     if kind == 'vae': net_kw['enc_dim'] = 2 * dz
     enc, dec = make_net(net, x_shape, dz, mult, **net_kw)
     if kind in _SAMPLERS and kw.get('sampler') is None: kw['sampler'] = _SAMPLERS[kind](**(sampler_kw or {}))
-    try: return MODELS[kind](enc, dec, x_shape, **kw)
+    try: model = MODELS[kind](enc, dec, x_shape, **kw)
     except TypeError as ex:
         raise NAEError(f"make_model({kind!r}): {ex}.", f"See help({MODELS[kind].__name__}) for its arguments.") from None
+    return accelerate(model) if fast else model

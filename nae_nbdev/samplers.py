@@ -6,13 +6,16 @@
 from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
+import warnings
 import torch
+import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import NAEError
 
 # %% auto #0
-__all__ = ['to_sphere', 'uniform_sphere', 'clip_gradient', 'frozen', 'LangevinResult', 'langevin', 'ReplayBuffer', 'Sampler',
-           'CDSampler', 'box_noise', 'PCDSampler', 'OMISampler']
+__all__ = ['to_sphere', 'uniform_sphere', 'clip_gradient', 'frozen', 'energy_grad', 'fast_matmul', 'LangevinResult', 'langevin',
+           'ReplayBuffer', 'Sampler', 'CDSampler', 'box_noise', 'PCDSampler', 'OMISampler', 'FastConv2d',
+           'FastConvTranspose2d', 'accelerate']
 
 # %% ../nbs/10_samplers.ipynb #1bc2f1d1
 def _bview(v:Tensor, like:Tensor) -> Tensor:
@@ -91,6 +94,70 @@ def _owner(energy) -> nn.Module|None:
     own = getattr(energy, '__self__', None)
     return own if isinstance(own, nn.Module) else None
 
+# %% ../nbs/10_samplers.ipynb #4101f4cd
+def energy_grad(energy, # callable (B, ...) -> (B,) energies
+                x:Tensor, # (B, ...) states
+                chunk:int|None=None, # evaluate this many samples at a time; None: all at once
+               ) -> tuple[Tensor, Tensor]:
+    "Energies `(B,)` and their input gradient $\\nabla_x E$ `(B, ...)`, detached; no parameter gradients."
+    if chunk is not None and len(x) > chunk:
+        parts = [energy_grad(energy, c) for c in x.split(chunk)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        E = energy(x)
+        if E.shape != (len(x),):
+            raise NAEError(f"the energy returned shape {tuple(E.shape)} for a batch of {len(x)}.",
+                           "It must return one energy per sample, shape (B,), e.g. model.energy.")
+        g, = torch.autograd.grad(E.sum(), x)
+    return E.detach(), g
+
+def _precision_knobs(device_type:str) -> list:
+    "The (backend, reduced precision) pairs that `fast_matmul` switches on this device type."
+    b = torch.backends
+    if device_type == 'cuda': return [(b.cuda.matmul, 'tf32'), (b.cudnn.conv, 'tf32')]
+    if device_type == 'cpu' and b.mkldnn.is_available():
+        try: ok = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        except (AttributeError, RuntimeError): ok = False
+        if ok: return [(b.mkldnn.matmul, 'bf16'), (b.mkldnn.conv, 'bf16')]
+    return []
+
+@contextmanager
+def fast_matmul(enabled:bool=True, # False: a no-op, so that callers need no branch
+                device='cpu', # the device whose kernels may use reduced precision
+               ):
+    "Inside the block, fp32 convolutions and matmuls may run on TF32 (CUDA) or bfloat16 (CPU with AMX) units."
+    knobs = [(k, v) for k, v in _precision_knobs(torch.device(device).type) if hasattr(k, 'fp32_precision')] if enabled else []
+    old = [k.fp32_precision for k, _ in knobs]
+    try:
+        for k, v in knobs: k.fp32_precision = v
+        yield bool(knobs)
+    finally:
+        for (k, _), o in zip(knobs, old): k.fp32_precision = o
+
+_COMPILED = {}
+def _compiled_energy_grad(mode) -> callable:
+    "`energy_grad` through `torch.compile` (cached per mode); `energy_grad` itself if compilation is unavailable."
+    if mode not in _COMPILED:
+        try: _COMPILED[mode] = torch.compile(energy_grad, mode=None if mode is True else mode, dynamic=False)
+        except Exception as ex:
+            warnings.warn(f"torch.compile is unavailable ({type(ex).__name__}: {ex}); the chains run eagerly.")
+            _COMPILED[mode] = energy_grad
+    return _COMPILED[mode]
+
+def _energy_grad_fn(compile) -> callable:
+    "The energy-gradient function a chain uses: eager, or compiled with a fallback to eager on the first failure."
+    if not compile: return energy_grad
+    fn = _compiled_energy_grad(compile)
+    def run(energy, x, chunk=None):
+        try: return fn(energy, x, chunk)
+        except NAEError: raise
+        except Exception as ex:
+            warnings.warn(f"the compiled chain failed ({type(ex).__name__}: {str(ex)[:200]}); running it eagerly from now on.")
+            _COMPILED[compile] = energy_grad
+            return energy_grad(energy, x, chunk)
+    return run
+
 # %% ../nbs/10_samplers.ipynb #18fbfe88
 @dataclass
 class LangevinResult:
@@ -119,6 +186,9 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
              return_traj:bool=False, # keep every state (for plots)
              return_energies:bool=False, # keep every state's energy (for plots and stats)
              freeze:nn.Module|None=None, # module whose parameters are frozen during the chain; None: energy's owner
+             chunk:int|None=None, # evaluate the energy gradient this many samples at a time (same result)
+             fast_math:bool=False, # TF32 (CUDA) / bf16 (CPU with AMX) matmuls inside the chain, see `fast_matmul`
+             compile:bool|str=False, # torch.compile the energy gradient (True or a torch.compile mode), eager fallback
             ) -> LangevinResult:
     "Run a batch of Langevin (or MALA) chains on `energy` at temperature `T`, vectorised over the batch."
     if n_steps < 0: raise NAEError(f"n_steps={n_steps} is negative.", "Pass n_steps >= 0.")
@@ -142,20 +212,9 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
     T = T.detach() if isinstance(T, Tensor) else float(T)
     x = x0.detach().clone()
     if spherical: x = to_sphere(x)
-    B, checked = x.shape[0], False
+    B, eg = x.shape[0], _energy_grad_fn(compile)
 
-    def e_grad(x):  # energies and their input gradient; no parameter gradients
-        nonlocal checked
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            E = energy(x)
-            if not checked:
-                if E.shape != (B,):
-                    raise NAEError(f"the energy returned shape {tuple(E.shape)} for a batch of {B}.",
-                                   "It must return one energy per sample, shape (B,), e.g. model.energy.")
-                checked = True
-            g, = torch.autograd.grad(E.sum(), x)
-        return E.detach(), g
+    def e_grad(x): return eg(energy, x, chunk)   # energies and their input gradient; no parameter gradients
 
     def drift(x, g):  # the proposal mean mu(x) = x - lambda * clip(grad E) / T
         g = clip_gradient(g, clip_grad, clip_norm)
@@ -167,7 +226,7 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
 
     reject = bounds is not None and bounds_mode == 'reject'
     traj, energies, n_acc = [x], [], x.new_zeros(())
-    with frozen(freeze if freeze is not None else _owner(energy)):
+    with frozen(freeze if freeze is not None else _owner(energy)), fast_matmul(fast_math, x.device):
         if n_steps > 0: E, g = e_grad(x)
         elif return_energies:
             with torch.no_grad(): E = energy(x)
@@ -274,6 +333,7 @@ class ReplayBuffer:
 class Sampler:
     "Base of the chain-initialisation strategies: the visible (x) chain's settings, and running it."
     _names = ('x_steps', 'x_step_size', 'x_noise', 'x_anneal', 'x_clip_grad', 'x_clip_norm', 'x_mh', 'x_bounds_mode', 'x_T')
+    _speed = ('chunk', 'fast_math', 'compile')
     def __init__(self,
                  x_steps:int=50, # visible chain length tau_x (k of CD-k)
                  x_step_size:float=10., # its step size lambda_x
@@ -284,9 +344,14 @@ class Sampler:
                  x_mh:bool=False, # Metropolis-Hastings in x (the paper: 2-D only)
                  x_bounds_mode:str|None=None, # 'clamp' or 'reject' at model.x_bounds; None: 'reject' with MH, else 'clamp'
                  x_T:float|None=None, # temperature of the x chain; None: the model's T
+                 chunk:int|None=None, # evaluate the chains' energy gradient this many samples at a time (same result)
+                 fast_math:bool=False, # TF32 / bf16 matmuls inside the chains (see `fast_matmul`)
+                 compile:bool|str=False, # torch.compile the chains' energy gradient (opt-in)
                 ):
-        for k in Sampler._names: setattr(self, k, locals()[k])
+        for k in Sampler._names + Sampler._speed: setattr(self, k, locals()[k])
         self.stats = {}
+
+    def _speed_kw(self) -> dict: return dict(chunk=self.chunk, fast_math=self.fast_math, compile=self.compile)
 
     def __repr__(self):
         return f"{type(self).__name__}(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._names) + ")"
@@ -303,7 +368,7 @@ class Sampler:
                         step_size=self.x_step_size, noise=self.x_noise, T=T, anneal=self.x_anneal,
                         clip_grad=self.x_clip_grad, clip_norm=self.x_clip_norm, mh=self.x_mh,
                         bounds=getattr(model, 'x_bounds', None), bounds_mode=self.x_bounds_mode,
-                        generator=generator, return_energies=True, freeze=model, **kwargs)
+                        generator=generator, return_energies=True, freeze=model, **{**self._speed_kw(), **kwargs})
 
     def _record(self, r:LangevinResult, **extra):
         self.stats = dict(e_x0=r.energies[0].mean().item(), e_x=r.energies[-1].mean().item(), **extra)
@@ -401,8 +466,12 @@ class OMISampler(Sampler):
                  replay:bool=True, # start latent chains from a replay buffer
                  buffer_size:int=10_000, # its capacity
                  replay_prob:float=0.95, # its replay probability
+                 chunk:int|None=None, # evaluate both chains' energy gradient this many samples at a time (same result)
+                 fast_math:bool=False, # TF32 / bf16 matmuls inside both chains (see `fast_matmul`)
+                 compile:bool|str=False, # torch.compile both chains' energy gradient (opt-in)
                 ):
-        super().__init__(x_steps, x_step_size, x_noise, x_anneal, x_clip_grad, x_clip_norm, x_mh, x_bounds_mode, x_T)
+        super().__init__(x_steps, x_step_size, x_noise, x_anneal, x_clip_grad, x_clip_norm, x_mh, x_bounds_mode, x_T,
+                         chunk, fast_math, compile)
         self.z_steps, self.z_step_size, self.z_noise, self.z_T, self.z_tangent = z_steps, z_step_size, z_noise, z_T, z_tangent
         self.replay, self.buffer_size, self.replay_prob = replay, buffer_size, replay_prob
         self.buffer = ReplayBuffer(buffer_size, replay_prob)
@@ -430,7 +499,7 @@ class OMISampler(Sampler):
         Tz = self.z_T if self.z_T is not None else getattr(model, 'T', 1.)
         rz = langevin(H, z0, n_steps=self.z_steps if z_steps is None else z_steps, step_size=self.z_step_size,
                       noise=self.z_noise, T=Tz, spherical=model.spherical, tangent=self.z_tangent and model.spherical,
-                      generator=generator, freeze=model)                                     # step 2, Eq. (16)
+                      generator=generator, freeze=model, **self._speed_kw())                # step 2, Eq. (16)
         if replay: self.buffer.push(rz.x)                                                    # step 3
         with torch.no_grad(), frozen(model):                                                 # step 4
             x0 = model.decode(rz.x)
@@ -460,3 +529,52 @@ class OMISampler(Sampler):
     def load_state_dict(self, sd:dict):
         self.buffer.load_state_dict(sd['buffer'])
         return self
+
+# %% ../nbs/10_samplers.ipynb #545b5849
+def _full_conv(x:Tensor, w:Tensor, b:Tensor|None) -> Tensor:
+    "A convolution whose kernel covers its whole input, as one `F.linear` (the same sum), in the weight's memory order."
+    B, O = len(x), len(w)
+    if w.is_contiguous(): y = F.linear(x.reshape(B, -1), w.reshape(O, -1), b)
+    else: y = F.linear(x.permute(0, 2, 3, 1).reshape(B, -1), w.permute(0, 2, 3, 1).reshape(O, -1), b)  # channels-last
+    return y[:, :, None, None]
+
+def _out_size(n:int, k:int, s:int, p:int, d:int) -> int: return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+class FastConv2d(nn.Conv2d):
+    "`nn.Conv2d` with the same parameters and sums: a kernel covering its input runs as a matmul; one input channel as im2col + matmul (CPU)."
+    def forward(self, x:Tensor) -> Tensor:
+        plain = x.ndim == 4 and self.groups == 1 and self.padding_mode == 'zeros' and not isinstance(self.padding, str)
+        if plain and tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1):
+            return _full_conv(x, self.weight, self.bias)
+        if plain and self.in_channels == 1 and x.device.type == 'cpu':
+            B, O = len(x), self.out_channels
+            Ho, Wo = (_out_size(x.shape[i + 2], self.kernel_size[i], self.stride[i], self.padding[i], self.dilation[i]) for i in (0, 1))
+            cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)     # (B, k, L)
+            y = cols.transpose(1, 2) @ self.weight.reshape(O, -1).t()                         # (B, L, O): channels-last
+            if self.bias is not None: y = y + self.bias
+            return y.view(B, Ho, Wo, O).permute(0, 3, 1, 2)
+        return super().forward(x)
+
+class FastConvTranspose2d(nn.ConvTranspose2d):
+    "`nn.ConvTranspose2d` with the same parameters and sums: to one output channel it runs as matmul + col2im (CPU)."
+    def forward(self, x:Tensor, output_size=None) -> Tensor:
+        if (output_size is None and x.ndim == 4 and self.out_channels == 1 and self.groups == 1 and x.device.type == 'cpu'
+                and self.output_padding == (0, 0) and self.padding_mode == 'zeros'):
+            B, C, H, W = x.shape
+            size = [(n - 1) * self.stride[i] - 2 * self.padding[i] + self.dilation[i] * (self.kernel_size[i] - 1) + 1
+                    for i, n in enumerate((H, W))]
+            cols = x.permute(0, 2, 3, 1).reshape(B, H * W, C) @ self.weight.reshape(C, -1)    # (B, L, k)
+            y = F.fold(cols.transpose(1, 2), size, self.kernel_size, self.dilation, self.padding, self.stride)
+            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        return super().forward(x, output_size)
+
+_FAST = {nn.Conv2d: FastConv2d, nn.ConvTranspose2d: FastConvTranspose2d}
+
+def accelerate(module:nn.Module, # changed in place and returned
+               enable:bool=True, # False: back to plain torch layers and contiguous (NCHW) weights
+              ) -> nn.Module:
+    "Switch plain conv layers to `FastConv2d`/`FastConvTranspose2d` and store 4-D weights channels-last (same parameters, same sums)."
+    for m in module.modules():
+        if enable and type(m) in _FAST: m.__class__ = _FAST[type(m)]
+        elif not enable and type(m) in _FAST.values(): m.__class__ = type(m).__mro__[1]
+    return module.to(memory_format=torch.channels_last if enable else torch.contiguous_format)
