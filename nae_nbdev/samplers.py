@@ -32,25 +32,19 @@ def _check_generator(generator:torch.Generator|None, device):
         raise NAEError(f"the random generator lives on {generator.device}, but the chain runs on {device}.",
                        f"Create it on the chain's device: torch.Generator(device='{t}').manual_seed(seed).")
 
-def _randn(shape:tuple, # shape of the draw
+def _draw(fn, # torch.randn or torch.rand
+          shape:tuple, # shape of the draw
           device=None, # None: cpu
           dtype=torch.float32,
           generator:torch.Generator|None=None, # must live on `device`
          ) -> Tensor:
-    "Standard normal draws, from `generator` when given."
+    "Draws of `fn` on `device`, from `generator` when given (checked to live on that device)."
     device = torch.device('cpu' if device is None else device)
     _check_generator(generator, device)
-    return torch.randn(shape, device=device, dtype=dtype, generator=generator)
+    return fn(shape, device=device, dtype=dtype, generator=generator)
 
-def _rand(shape:tuple, # shape of the draw
-         device=None, # None: cpu
-         dtype=torch.float32,
-         generator:torch.Generator|None=None, # must live on `device`
-        ) -> Tensor:
-    "Uniform draws on [0, 1), from `generator` when given."
-    device = torch.device('cpu' if device is None else device)
-    _check_generator(generator, device)
-    return torch.rand(shape, device=device, dtype=dtype, generator=generator)
+def _randn(*args, **kw) -> Tensor: "Standard normal draws (see `_draw`)."; return _draw(torch.randn, *args, **kw)
+def _rand(*args, **kw) -> Tensor: "Uniform draws on [0, 1) (see `_draw`)."; return _draw(torch.rand, *args, **kw)
 
 def to_sphere(z:Tensor, # (B, ...) points; each sample is one flat vector
               eps:float=1e-12, # guards the division for z = 0

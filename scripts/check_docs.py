@@ -59,7 +59,7 @@ def browser_check(pages):
     return errs
 
 if __name__ == '__main__':
-    if site.exists(): shutil.rmtree(site)
+    if proc.exists(): shutil.rmtree(proc)  # nbdev's mtime cache can keep stale pages: always build from scratch
     sh(['nbdev_proc_nbs'])
     sh(['smalldocs', 'render', str(proc)])
     notebooks = sorted(p for p in nbs.rglob('*.ipynb') if not any(x.startswith(('_', '.')) for x in p.relative_to(nbs).parts))

@@ -4,7 +4,7 @@ import, whatever its flags, to render the docs. A cell that mixes imports with o
 out of order (often without the variables it needs) and breaks the docs build.
 
 python scripts/lint_nbs.py            # list offending cells, exit 1 if any
-python scripts/lint_nbs.py --fix      # move top-level imports of offending cells into a cell of their own
+python scripts/lint_nbs.py --fix [NB ...]  # move top-level imports of offending cells into a cell of their own
 """
 import ast, json, re, sys
 from pathlib import Path
@@ -48,7 +48,8 @@ def fix(nb):
 
 if __name__ == '__main__':
     bad = 0
-    for p in sorted((root/'nbs').glob('*.ipynb')):
+    paths = [Path(a) for a in sys.argv[1:] if a.endswith('.ipynb')] or sorted((root/'nbs').glob('*.ipynb'))
+    for p in paths:
         nb = json.loads(p.read_text())
         if '--fix' in sys.argv:
             n = fix(nb)
