@@ -1,5 +1,5 @@
 "Shared helpers for the process-level system tests (CLI, kill/resume, faults, distributed)."
-import os, sys, subprocess, shutil
+import os, sys, json, subprocess, shutil
 from pathlib import Path
 import pytest
 
@@ -21,6 +21,17 @@ def run_cli(*args, check=True, timeout=600, **kw):
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed (rc={r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
+
+def reached(out:Path, phase:str, step:int) -> bool:
+    "True once the run's log holds a record of `phase` at `step` or later (or, for step 0, its first checkpoint)."
+    if step == 0: return (out/phase/'last.pt').exists()
+    try: lines = (out/'log.jsonl').read_text().splitlines()
+    except FileNotFoundError: return False
+    for l in lines:
+        try: r = json.loads(l)
+        except ValueError: continue  # a line being written
+        if r.get('phase') == phase and r.get('step', 0) >= step: return True
+    return False
 
 # A tiny digits run: seconds on one core, but every code path of the real job (both phases,
 # validation, checkpoints, evaluation, run directory).
