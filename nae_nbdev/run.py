@@ -14,7 +14,7 @@ from .models import make_model
 from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world
 from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
 from .metrics import ood_report, metrics_table, tv_distance, kl_divergence
-from .checkpoint import save_checkpoint, load_checkpoint, load_model_state
+from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, atomic_write
 from .presets import preset
 
 # %% auto #0
@@ -105,8 +105,8 @@ def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or
     return out
 
 # %% ../nbs/46_run.ipynb #f9d683eb
-def _dump(path, obj):
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(obj, indent=2, default=str)); os.replace(tmp, path)
+def _dump(path, obj): # JSON written atomically (temp file, fsync, rename), like the checkpoints
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))
 
 def train_run(cfg:dict, # a preset (see `presets.preset`)
               out:str|Path|None=None, # run directory; None: keep everything in memory
