@@ -157,9 +157,7 @@ def load_run(run_dir:str|Path, # a directory written by nae_train
                        "Pass the --out directory of a run that finished; resume unfinished runs with nae_train --out DIR --resume.")
     cfg = _json.loads((rd/'config.json').read_text())
     ck = load_checkpoint(rd/'model.pt')
-    x_shape = tuple(ck['config'].get('x_shape') or ()) or None
-    data = experiment_data({**cfg, 'test_ood': []}, verbose=False) if x_shape is None else None
-    model = experiment_model(cfg, x_shape or data['x_shape'])
+    model = experiment_model(cfg, tuple(ck['x_shape']))  # the shape is saved with the weights: no data to load
     load_model_state(model, ck['model'])
     if hasattr(model, 'sampler') and ck.get('sampler'): model.sampler.load_state_dict(ck['sampler'])
     return cfg, model.to(get_device(device)).eval()

@@ -22,6 +22,11 @@ __all__ = ['experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density
 
 # %% ../nbs/46_run.ipynb #06ab08dd
 _OPTIONAL = {'omniglot', 'fashion_mnist', 'fashionmnist', 'svhn', 'celeba32', 'celeba64', 'celeba', 'imagenet32'}
+_GENERATED = ('constant_gray', 'noise')
+
+def _outlier_set(name, split, n, x_shape, seed, root):
+    "Outlier set `name` at `x_shape`; a generated one gets `n` samples, as many as the inliers it is compared with."
+    return load_dataset(name, split, seed=seed, shape=x_shape, root=root, **(dict(n=n) if name in _GENERATED else {}))[0]
 
 def experiment_data(cfg:dict, # a preset
                     verbose:bool=True):
@@ -35,12 +40,10 @@ def experiment_data(cfg:dict, # a preset
     out = dict(train=tr, val=va, x_shape=x_shape, test_in=te[yte == 0] if ho is not None else te, test_out={})
     if ho is not None: out['test_out'][f'holdout_{ho}' if not isinstance(ho, (list, tuple)) else 'holdout'] = te[yte == 1]
     out['val_ood'] = None
-    if cfg['val_ood']: out['val_ood'], _ = load_dataset(cfg['val_ood'], 'val', seed=seed, shape=x_shape, root=root, n=len(va)) \
-        if cfg['val_ood'] in ('constant_gray', 'noise') else load_dataset(cfg['val_ood'], 'val', seed=seed, shape=x_shape, root=root)
+    if cfg['val_ood']: out['val_ood'] = _outlier_set(cfg['val_ood'], 'val', len(va), x_shape, seed, root)
     for name in cfg['test_ood']:
         try:
-            kw2 = dict(n=len(out['test_in'])) if name in ('constant_gray', 'noise') else {}
-            out['test_out'][name], _ = load_dataset(name, 'test', seed=seed, shape=x_shape, root=root, **kw2)
+            out['test_out'][name] = _outlier_set(name, 'test', len(out['test_in']), x_shape, seed, root)
         except NAEError as ex:
             if name not in _OPTIONAL: raise
             if verbose: print(f"skipping outlier set {name!r}: not present locally ({ex.problem.splitlines()[0]})")
@@ -166,7 +169,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     elapsed = time.time() - t0
     metrics['time_s'] = elapsed
     if rd is not None and main:
-        save_checkpoint(rd/'model.pt', dict(model=model.state_dict(), config=cfg,
+        save_checkpoint(rd/'model.pt', dict(model=model.state_dict(), config=cfg, x_shape=list(data['x_shape']),
                                             sampler=model.sampler.state_dict() if hasattr(model, 'sampler') else {}))
         _dump(rd/'metrics.json', metrics)
     if verbose: print(format_metrics(metrics)); print(f"wall time {elapsed:.1f}s")
