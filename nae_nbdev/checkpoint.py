@@ -75,6 +75,9 @@ def _fsync_dir(d:Path):
     except OSError: pass
     finally: os.close(fd)
 
+def _umask() -> int:
+    m = os.umask(0); os.umask(m); return m
+
 def atomic_write(path:str|Path, # the file to write; its directory must exist
                  write, # `write(f)` writes the content to the open binary file `f`
                 ) -> Path:
@@ -82,6 +85,7 @@ def atomic_write(path:str|Path, # the file to write; its directory must exist
     path, tmp = Path(path), None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+        if hasattr(os, 'fchmod'): os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600: give the file open()'s usual mode
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush(); os.fsync(f.fileno())

@@ -21,7 +21,8 @@ from .metrics import auroc
 # %% auto #0
 __all__ = ['dist_rank', 'dist_world', 'Batches', 'CancelFitException', 'Rollback', 'TrainingDiverged', 'Callback', 'param_groups',
            'Learner', 'batch_scores', 'ValidationCB', 'EarlyStoppingCB', 'ClipGradCB', 'CheckpointCB', 'GuardCB',
-           'LogCB', 'ProgressCB', 'prepare_run', 'make_learner', 'NAERun', 'fit_nae', 'read_log', 'plot_history']
+           'LogCB', 'ProgressCB', 'prepare_run', 'make_learner', 'NAERun', 'fit_nae', 'NegativesCB', 'read_log',
+           'plot_history']
 
 # %% ../nbs/31_learner.ipynb #ac1f46c9
 def dist_rank() -> int:
@@ -267,7 +268,10 @@ class ValidationCB(Callback):
                  x_ood=None, # validation outliers; None: only `val_score`
                  every:int|None=None, # steps between validations; None: once per epoch
                  monitor:str|None=None, # 'val_auroc' (maximised) or 'val_score' (minimised); None: AUROC if there are outliers
-                 bs:int=256): # scoring batch size
+                 bs:int=256, # scoring batch size
+                 ties:str='first'): # an equal value is no improvement ('first', the official code) or is one ('last')
+        if ties not in ('first', 'last'): raise NAEError(f"ties={ties!r} is not one of 'first', 'last'.", "Pass ties='first' or ties='last'.")
+        self.ties = ties
         self.x_in, self.x_ood, self.every, self.bs = torch.as_tensor(x_in), x_ood if x_ood is None else torch.as_tensor(x_ood), every, bs
         self.monitor = monitor or ('val_auroc' if x_ood is not None else 'val_score')
         if self.monitor not in _MAXIMIZE or (self.monitor == 'val_auroc' and x_ood is None):
@@ -290,7 +294,7 @@ class ValidationCB(Callback):
     def validate(self, learn):
         m = learn.broadcast(self.metrics(learn) if learn.is_main else None)  # distributed: rank 0 scores, every rank takes its decision
         v = m[self.monitor]
-        improved = self.best is None or (v > self.best if _MAXIMIZE[self.monitor] else v < self.best)
+        improved = self.best is None or (v > self.best if _MAXIMIZE[self.monitor] else v < self.best) or (self.ties == 'last' and v == self.best)
         if improved:
             self.best, self.best_step, self.bad = v, learn.step, 0
             self.best_state = {k: t.detach().cpu().clone() for k, t in learn.model.state_dict().items()}
@@ -504,6 +508,7 @@ def make_learner(model:nn.Module,
                  valid:tuple|None=None, # (x_in, x_ood) or (x_in,) validation data; None: no validation
                  val_every:int|None=None, # steps between validations; None: once per epoch
                  monitor:str|None=None, # 'val_auroc' or 'val_score'; None: AUROC if there are validation outliers
+                 val_ties:str='first', # a validation equal to the best: 'first' keeps the earlier weights, 'last' the later
                  early_stop:int|None=None, # patience: stop after more than this many validations without improvement
                  clip_grad:float|None=None, # clip the gradient norm to this
                  run_dir:str|Path|None=None, # checkpoints in run_dir/<name>/, log in run_dir/log.jsonl; None: in memory
@@ -524,7 +529,7 @@ def make_learner(model:nn.Module,
     rd = Path(run_dir) if run_dir is not None else None
     cbs = [CheckpointCB(rd/name if rd else None, every=ckpt_every, resume=resume),
            LogCB(rd/'log.jsonl' if rd else None, every=log_every), *cbs]
-    if valid is not None: cbs.append(ValidationCB(*valid, every=val_every, monitor=monitor))
+    if valid is not None: cbs.append(ValidationCB(*valid, every=val_every, monitor=monitor, ties=val_ties))
     if early_stop is not None:
         if valid is None: raise NAEError("early_stop needs validation data.", "Pass valid=(x_in, x_ood), or early_stop=None.")
         cbs.append(EarlyStoppingCB(early_stop))
@@ -568,6 +573,7 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
             resume:bool=False, # continue the run in run_dir
             overwrite:bool=False, # delete the run in run_dir and start again
             batch_size:int=128,
+            ae_batch_size:int|None=None, # phase 1 batch size; None: `batch_size` (an AE step is cheap, so CPU presets use more)
             seed:int=0,
             device=None,
             ae_cbs:list=(), nae_cbs:list=(), # extra callbacks for each phase
@@ -582,13 +588,41 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
     common = dict(valid=valid, run_dir=rd, resume=resume, seed=seed, device=device, config=config, **kwargs)
     ae = None
     if (ae_iters if ae_iters is not None else ae_epochs) != 0:
-        ae = make_learner(model, batches, loss='ae_loss', lr=lr_ae, clip_grad=ae_clip_grad, early_stop=early_stop,
+        ae_batches = copy.copy(batches)
+        ae_batches.bs = ae_batch_size or batches.bs   # same data, order and shards; only the batch size differs
+        ae = make_learner(model, ae_batches, loss='ae_loss', lr=lr_ae, clip_grad=ae_clip_grad, early_stop=early_stop,
                           name='ae', cbs=list(ae_cbs), **ae_len, **common).fit()
     nae = make_learner(model, batches, loss='train_loss', lr=lr_nae, name='nae', cbs=list(nae_cbs), **nae_len, **common).fit()
     run = NAERun(ae, nae)
     if final == 'best' and run.best is not None:
         load_model_state(model, next(c for c in nae.cbs if isinstance(c, ValidationCB)).best_state)
     return run
+
+# %% ../nbs/31_learner.ipynb #153796b7
+class NegativesCB(Callback):
+    "Keep the first `n` negatives (and their chain starts `x0`, e.g. the OMI images) every `every` steps (paper Fig. 9)."
+    order, main_only = 12, True
+    def __init__(self,
+                 every:int=100, # steps between snapshots (and the last step)
+                 n:int=16, # negatives kept per snapshot
+                 path:str|Path|None=None): # where `after_fit` saves dict(steps, x[, x0]); None: keep them in `self`
+        self.every, self.n, self.path, self.steps, self.snaps = every, n, Path(path) if path else None, [], {}
+
+    def after_step(self, learn):
+        s = getattr(learn.model, 'last_samples', None)
+        if s is None or (learn.step % self.every and learn.step != learn.n_iters): return
+        self.steps.append(learn.step)
+        for k in ('x', 'x0'):
+            if isinstance(s.get(k), torch.Tensor): self.snaps.setdefault(k, []).append(s[k][:self.n].detach().float().cpu())
+
+    def snapshots(self) -> dict:
+        "dict(steps=(S,), x=(S, n, ...)[, x0=(S, n, ...)])."
+        return dict(steps=torch.tensor(self.steps, dtype=torch.long), **{k: torch.stack(v) for k, v in self.snaps.items()})
+    def state_dict(self) -> dict: return self.snapshots()
+    def load_state_dict(self, sd:dict):
+        self.steps, self.snaps = [int(s) for s in sd['steps']], {k: list(v) for k, v in sd.items() if k != 'steps'}
+    def after_fit(self, learn):
+        if self.path: self.path.parent.mkdir(parents=True, exist_ok=True); save_checkpoint(self.path, self.snapshots())
 
 # %% ../nbs/31_learner.ipynb #ae98ed88
 def read_log(src) -> list[dict]:

@@ -11,7 +11,7 @@ import torch
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .data import load_dataset, dequantize
 from .models import make_model
-from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world
+from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world, NegativesCB
 from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
 from .metrics import ood_report, metrics_table, tv_distance, kl_divergence
 from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, atomic_write
@@ -145,11 +145,13 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     data_tf = dequantize if cfg['dequantize'] else None
     kw = dict(valid=valid, lr_ae=cfg['lr_ae'], lr_nae=cfg['lr_nae'], t_lr_mult=cfg['t_lr_mult'], ae_clip_grad=cfg['ae_clip_grad'],
               early_stop=cfg['early_stop'], run_dir=rd, resume=resume, batch_size=cfg['batch_size'], seed=cfg['seed'],
-              device=device, config=cfg, val_every=cfg['val_every'], ckpt_every=cfg['ckpt_every'],
+              device=device, config=cfg, val_every=cfg['val_every'], val_ties=cfg['val_ties'], ckpt_every=cfg['ckpt_every'],
               log_every=cfg['log_every'], progress=progress)
+    negs = [NegativesCB(cfg['neg_every'], path=rd/'negatives.pt' if rd is not None else None)] if cfg['neg_every'] else []
     if nae_kind:
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
-                      nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_cbs=[ae_eval, *ddp_cbs()], nae_cbs=[nae_eval, *ddp_cbs()],
+                      nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_batch_size=cfg['ae_batch_size'],
+                      ae_cbs=[ae_eval, *ddp_cbs()], nae_cbs=[nae_eval, *ddp_cbs(), *negs],
                       final='best' if valid else 'last', **kw)
     else:  # a baseline trains one phase, with its own loss, under the AE budget (the NAE one if the preset has no AE phase)
         no_ae = not (cfg['ae_iters'] or cfg['ae_epochs'])

@@ -27,7 +27,10 @@ class TraceCB(Callback):
         print(self.rows[-1], flush=True)
 
 NAMES = {'a_q_lr1e-4': 'batch 32, x chain 50, NAE lr 1e-4', 'c_b16_x20_lr1e-4': 'batch 16, x chain 20, NAE lr 1e-4',
-         'd_b16_x20_lr1e-3': 'batch 16, x chain 20, NAE lr 1e-3', 'e_b16_x20_lr3e-4': 'batch 16, x chain 20, NAE lr 3e-4'}
+         'd_b16_x20_lr1e-3': 'batch 16, x chain 20, NAE lr 1e-3', 'e_b16_x20_lr3e-4': 'batch 16, x chain 20, NAE lr 3e-4',
+         # second search (runs/tune2): the AE pre-trained longer with batch 128 (runs/tune2/pretrain.py), more NAE iterations
+         'lr1e-4_n2000': 'AE 3000x32; NAE lr 1e-4', 'lr3e-4_n2000': 'AE 3000x32; NAE lr 3e-4',
+         'ae3k_lr1e-4': 'AE 3000x128; NAE lr 1e-4', 'ae5k_lr3e-4_buf1250': 'AE 5000x128; NAE lr 3e-4, buffer 1250'}
 
 def collect_tuning(logdir, dest):
     "The traces of the tuning runs (from their logs, also for runs stopped early) into one small JSON."
@@ -42,6 +45,10 @@ def collect_tuning(logdir, dest):
             elif line.startswith("{'phase': 'nae'"):
                 r = ast.literal_eval(line); tr.append(dict(step=r['step'], test=round(r['test_auroc'], 4), val=round(r['val_auroc'], 5)))
         if tr: out.append(dict(config=NAMES[key], holdout=int(d), ae=round(ae, 4), trace=tr))
+    for f in sorted(Path(logdir).glob('pretrain_d*.log')):   # scripts/pretrain_ae_trace.py: AE test AUROC every 1000 iterations
+        tr = [dict(step=(int(l.split()[0]) + 1) * 1000, test=ast.literal_eval(l[l.index('{'):l.index('}') + 1])[f'holdout_{f.stem[10:]}'],
+                   energy=round(float(l.split('E+ ')[1].split()[0]), 5)) for l in f.read_text().splitlines() if ' AE {' in l and l[0].isdigit()]
+        if tr: out.append(dict(config='AE pre-training, batch 128', holdout=int(f.stem[10:]), ae=None, trace=tr))
     Path(dest).write_text(json.dumps(out, indent=0))
     print(f'{len(out)} tuning runs -> {dest}')
 
@@ -57,7 +64,8 @@ def collect(rundir, dest):
                          ae=round(m['ae'][f'holdout_{k}']['auroc'], 4) if 'ae' in m else None,
                          nae=round(m[model][f'holdout_{k}']['auroc'], 4),
                          gray={ph: round(m[ph]['constant_gray']['auroc'], 4) for ph in m if isinstance(m[ph], dict) and 'constant_gray' in m[ph]},
-                         val=[(r['step'], round(r['val_auroc'], 5)) for r in best]))
+                         val=[(r['step'], round(r['val_auroc'], 5)) for r in best],
+                         cfg={k: cfg.get(k) for k in ('preset', 'ae_iters', 'nae_iters', 'z_steps', 'replay', 'spherical', 'dz', 'lr_nae')}))
     Path(dest).write_text(json.dumps(dict(preset=cfg and {k: v for k, v in cfg.items() if k not in ('data_root', 'holdout', 'seed')}, runs=rows), indent=0))
     print(f'{len(rows)} runs -> {dest}')
 
