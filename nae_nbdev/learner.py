@@ -56,9 +56,17 @@ class Batches:
         self.data, self.bs, self.shuffle, self.drop_last, self.seed, self.num_workers = data, batch_size, shuffle, drop_last, seed, num_workers
         self.n = len(data)
         self.n_shard = -(-self.n // self.num_replicas)   # DistributedSampler(drop_last=False) pads every shard to this
+        self._check()
+
+    def _check(self):
         if self.n == 0 or len(self) == 0:
-            raise NAEError(f"The training data gives no batch: {self.n} samples, batch size {batch_size}, drop_last={drop_last}.",
+            raise NAEError(f"The training data gives no batch: {self.n} samples, batch size {self.bs}, drop_last={self.drop_last}.",
                            "Pass more samples, a smaller batch size, or drop_last=False.")
+
+    def with_batch_size(self, bs:int) -> 'Batches':
+        "The same data, order and shards in batches of `bs` (a copy; the data are not copied)."
+        b = copy.copy(self); b.bs = int(bs); b._check()
+        return b
 
     def __len__(self): return self.n_shard // self.bs if self.drop_last else -(-self.n_shard // self.bs)
 
@@ -588,8 +596,7 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
     common = dict(valid=valid, run_dir=rd, resume=resume, seed=seed, device=device, config=config, **kwargs)
     ae = None
     if (ae_iters if ae_iters is not None else ae_epochs) != 0:
-        ae_batches = copy.copy(batches)
-        ae_batches.bs = ae_batch_size or batches.bs   # same data, order and shards; only the batch size differs
+        ae_batches = batches if ae_batch_size is None else batches.with_batch_size(ae_batch_size)
         ae = make_learner(model, ae_batches, loss='ae_loss', lr=lr_ae, clip_grad=ae_clip_grad, early_stop=early_stop,
                           name='ae', cbs=list(ae_cbs), **ae_len, **common).fit()
     nae = make_learner(model, batches, loss='train_loss', lr=lr_nae, name='nae', cbs=list(nae_cbs), **nae_len, **common).fit()

@@ -55,18 +55,16 @@ def mnist_holdout(**kw) -> dict:
     "Table 1: Conv28, one MNIST digit held out (default 9), the paper's full GPU budget, ConstantGray for model selection."
     return _base(dict(dataset='mnist', holdout=9, net='conv28', test_ood=['constant_gray']), kw)
 
-_CPU = dict(mult=0.25, batch_size=32, ae_epochs=None, nae_epochs=None, ae_iters=3000, nae_iters=400,
-            lr_ae=1e-3, val_every=100) # what the CPU-scale presets reduce
-
-_HOLDOUT_CPU = dict(ae_batch_size=128, ae_iters=4000, batch_size=16, nae_iters=1200, lr_nae=2e-4, x_steps=20,
-                    buffer_size=1250, val_every=100, val_ties='last', neg_every=100)
+_MNIST_CPU = dict(mult=0.25, ae_epochs=None, nae_epochs=None, ae_batch_size=128, ae_iters=4000, lr_ae=1e-3,
+                  batch_size=16, nae_iters=1200, lr_nae=2e-4, x_steps=20, buffer_size=1250,
+                  val_every=100, val_ties='last', neg_every=100) # what the CPU-scale MNIST presets change
 # chosen on 2 cores for ~10 min per digit; the search is in nbs/51_mnist_holdout.ipynb. The buffer keeps the
 # paper's turnover per iteration (128 / 10,000 = 16 / 1,250); ties='last' because ConstantGray saturates at 1.0
 
 def mnist_holdout_cpu(**kw) -> dict:
     """A CPU-scale Table 1 run: same method (OMI, replay, sphere, same loss), a quarter of the channels,
     4000 AE iterations of batch 128 (~9.5 epochs), then 1200 NAE iterations of batch 16 (lr 2e-4, a 20-step x chain)."""
-    return mnist_holdout(**{**_CPU, **_HOLDOUT_CPU, **kw})
+    return mnist_holdout(**{**_MNIST_CPU, **kw})
 
 def mnist_ood(**kw) -> dict:
     "Table 4: Conv28 trained on all of MNIST (dequantised); outliers ConstantGray, Half/ChimeraMNIST, Noise, Omniglot, FashionMNIST."
@@ -75,7 +73,7 @@ def mnist_ood(**kw) -> dict:
 
 def mnist_ood_cpu(**kw) -> dict:
     "A CPU-scale Table 4 run: the recipe of `mnist_holdout_cpu` (quarter channels, 4000 AE + 1200 NAE iterations)."
-    return mnist_ood(**{**_CPU, **_HOLDOUT_CPU, **kw})
+    return mnist_ood(**{**_MNIST_CPU, **kw})
 
 def cifar10_ood(**kw) -> dict:
     "Table 2: Conv32 on CIFAR-10 (h-flip + dequantise), padded MNIST for model selection (official code's settings)."

@@ -147,8 +147,8 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
               early_stop=cfg['early_stop'], run_dir=rd, resume=resume, batch_size=cfg['batch_size'], seed=cfg['seed'],
               device=device, config=cfg, val_every=cfg['val_every'], val_ties=cfg['val_ties'], ckpt_every=cfg['ckpt_every'],
               log_every=cfg['log_every'], progress=progress)
-    negs = [NegativesCB(cfg['neg_every'], path=rd/'negatives.pt' if rd is not None else None)] if cfg['neg_every'] else []
     if nae_kind:
+        negs = [NegativesCB(cfg['neg_every'], path=rd/'negatives.pt' if rd is not None else None)] if cfg['neg_every'] else []
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
                       nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_batch_size=cfg['ae_batch_size'],
                       ae_cbs=[ae_eval, *ddp_cbs()], nae_cbs=[nae_eval, *ddp_cbs(), *negs],
