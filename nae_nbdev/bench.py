@@ -12,7 +12,7 @@ from fastcore.script import call_parse
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .presets import preset
 from .samplers import accelerate, energy_grad, fast_matmul, _COMPILED
-from .run import experiment_model
+from .run import experiment_model, md_table
 from .cli import cli_command, fix_argv
 
 # %% auto #0
@@ -175,7 +175,7 @@ def check_same_maths(model, # the library's model (accelerated)
                      ref, # its plain copy
                      x, # data batch
                      x_neg, # negatives (e.g. the library chain's output)
-                     chunk=None, # the chains' slice size
+                     chunk:int|None=None, # the chains' slice size (samples per slice); None: the whole batch
                      fast_math:bool=False, # the chains' reduced-precision setting
                      tol:float|None=None, # relative tolerance; None: 1e-3 (fp32), 3e-2 (fast_math, or CUDA's default TF32 convolutions)
                     ) -> dict:
@@ -230,7 +230,7 @@ class _Split:
 def bench_setting(name:str, # a key of SETTINGS
                   batch:int|None=None, # override the batch size
                   repeats:int=5, # timed runs per figure, after one warm-up run; the median is reported
-                  device=None, # None: the best available
+                  device:str|torch.device|None=None, # None: the best available
                   reference:bool=True, # also time the plain reference iteration, and check the maths against it
                   fast_math:bool=False, # reduced-precision matmuls in the chains (TF32 on CUDA, bf16 on CPU)
                   compile:str|None=None, # torch.compile mode for the chains' energy gradient ('default', 'reduce-overhead')
@@ -342,7 +342,7 @@ def run_benchmark(settings=('paper', 'cpu', 'fcres2'), # keys of SETTINGS
                threads=torch.get_num_threads(), load_before=load,
                load_after=os.getloadavg() if hasattr(os, 'getloadavg') else None, wall_s=time.time() - t0,
                results=results)
-    cpu = [r for r in results if r['device'] == 'cpu' and r['setting'] == 'paper']    # the issue's CPU targets
+    cpu = [r for r in results if r['device'] == 'cpu' and r['setting'] == 'paper']    # the speed targets, on the CPU
     out['targets'] = {f"{r['setting']}_{k}": dict(value=r.get(k), target=v, met=(r.get(k) or 0) >= v)
                       for r in cpu for k, v in TARGETS.items() if k in r}
     return out
@@ -363,10 +363,14 @@ _ROWS = [('AE step (ms)', 'ae_step_ms', '{:.1f}'), ('  reference AE step (ms)', 
          ('chains / matmul, per CPU second', 'chains_frac_matmul_cpu', '{:.0%}'),
          ('reference / matmul, per CPU second', 'ref_frac_matmul_cpu', '{:.0%}')]
 
-def format_table(out:dict # what `run_benchmark` returns
+def _load_str(load): return 'n/a' if not load else '(' + ', '.join(f'{v:.2f}' for v in load) + ')'
+
+def format_table(out:dict, # what `run_benchmark` returns
+                 fmt:str='text', # 'text' (fixed width, for a terminal) or 'md' (a Markdown table, for notebooks)
                 ) -> str:
     "The human table: one column per setting, then the maths check and the targets."
     rs = out['results']
+    if fmt == 'md': return _format_md(out)
     w = max(14, *(len(r['setting']) + 2 for r in rs))
     head = f"{'':38s}" + ''.join(f"{r['setting']:>{w}s}" for r in rs)
     lines = [f"nae_bench | {out['hardware']} | {out['threads']} threads | {out['date']} | load {out['load_before']}", head]
@@ -383,6 +387,26 @@ def format_table(out:dict # what `run_benchmark` returns
     for k, t in out['targets'].items():
         lines.append(f"target {k}: {t['value']:.2f} (>= {t['target']}) {'met' if t['met'] else 'NOT met'}")
     return '\n'.join(lines)
+
+def _format_md(out:dict) -> str:
+    "`format_table` as Markdown: a caption line, the table, then the checks and targets as a list."
+    rs = out['results']
+    rows = [['batch / z steps / x steps'] + ['%d/%d/%d' % (r['batch'], r['z_steps'], r['x_steps']) for r in rs]]
+    for label, k, fmt in _ROWS:
+        if not any(k in r for r in rs): continue
+        sub = label.startswith('  ')
+        rows.append([('&emsp;' if sub else '') + label.strip()] +
+                    ['-' if r.get(k) is None else fmt.format(r[k] / 1e9 if k == 'flops_iter' else r[k]) for r in rs])
+    cap = f"`nae_bench` on {out['hardware']}; {out['threads']} thread(s); {out['date']}; load average {_load_str(out['load_before'])}"
+    notes = []
+    for r in rs:
+        c = r.get('check')
+        if c: notes.append(f"same maths ({r['setting']}): energies {max(c['energy_data'], c['energy_neg']):.1e}, input gradients "
+                           f"{max(c['grad_data'], c['grad_neg']):.1e}, parameter gradients {c['param_grad']:.1e} (tolerance "
+                           f"{c['tol']:.0e}), FLOPs library/reference {c['flops_ratio']:.3f}: **{'OK' if c['ok'] else 'FAILED'}**")
+    for k, t in out['targets'].items():
+        notes.append(f"target {k}: {t['value']:.2f} (≥ {t['target']}) **{'met' if t['met'] else 'not met'}**")
+    return '\n\n'.join([cap, md_table([''] + [r['setting'] for r in rs], rows)] + (['\n'.join(f'* {n}' for n in notes)] if notes else []))
 
 # %% ../nbs/49_bench.ipynb #defdb09f
 @call_parse

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from fastcore.script import call_parse
 from .core import NAEError, get_device
+from .learner import TrainingInterrupted
 from .presets import preset as _preset, PRESETS
 from .run import train_run, experiment_data, experiment_model, evaluate, format_metrics
 from .checkpoint import load_checkpoint, load_model_state
@@ -40,6 +41,12 @@ def cli_command(func):
         except NAEError as ex:
             if not _as_script(): raise
             print(f"{func.__name__}: error: {ex}", file=sys.stderr); raise SystemExit(2)
+        except TrainingInterrupted as ex:   # Ctrl-C/SIGTERM: one line, exit 130/143, no traceback
+            if not _as_script(): raise
+            print(f"{func.__name__}: {ex.summary(sys.argv)}", file=sys.stderr); raise SystemExit(128 + ex.signum)
+        except KeyboardInterrupt:
+            if not _as_script(): raise
+            print(f"{func.__name__}: interrupted (between training steps; nothing more was saved)", file=sys.stderr); raise SystemExit(130)
     return _f
 
 def fix_argv(funcs:dict): # console-script name -> its function
@@ -97,6 +104,7 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
               quiet:bool=False, # no progress bars
               dataset:str=None, # data set name (see nae_nbdev.data.DATASETS)
               data_root:str=None, # data folder (default: $NAE_DATA, else ~/.cache/nae_nbdev/data)
+              download:bool=False, # fetch missing data sets into the data folder with torchvision (needs internet)
               subset:str=None, # use only this many training samples
               val_ood:str=None, # validation outlier set for model selection
               test_ood:str=None, # comma-separated test outlier sets
@@ -110,6 +118,7 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
               learn_temp:str=None, # learn T (true/false)
               gamma:str=None, # weight of mean(E(x-)^2)
               l2:str=None, # weight of the encoder's squared L2 norm
+              ae_l2:str=None, # the encoder's L2 also in AE pre-training (true/false)
               z_steps:str=None, # latent chain length
               z_step_size:str=None, # latent chain step size
               z_noise:str=None, # latent chain noise
@@ -144,15 +153,16 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
     base = _preset(preset)
     over = {k: _coerce(k, v, base[k]) for k, v in given.items()}
     cfg = _preset(preset, **over)
+    if download or 'download' in cfg: cfg['download'] = bool(download)   # kept in the run's settings only when asked for
     out = Path(out) if out else None
     if out is None and resume: raise NAEError("--resume needs the run directory.", "Pass --out DIR of the run to continue.")
     train_run(cfg, out=out or _default_out(cfg), resume=resume, overwrite=overwrite, progress=not quiet)
 
-_RUN_ARGS = ('preset', 'out', 'resume', 'overwrite', 'quiet')
+_RUN_ARGS = ('preset', 'out', 'resume', 'overwrite', 'quiet', 'download')
 
 # %% ../nbs/47_cli.ipynb #b1c191d3
 def load_run(run_dir:str|Path, # a directory written by nae_train
-             device=None):
+             device:str|torch.device|None=None): # None: the best available
     "The config and the trained model of a finished run."
     rd = Path(run_dir)
     if not (rd/'config.json').exists() or not (rd/'model.pt').exists():
@@ -171,9 +181,10 @@ def load_run(run_dir:str|Path, # a directory written by nae_train
 def nae_eval(run_dir:str, # a directory written by nae_train
              ood:str=None, # comma-separated outlier sets (default: the run's test sets)
              json:bool=False, # print one JSON object instead of a table
-             device:str=None): # cuda, mps or cpu
+             device:str=None, # cuda, mps or cpu
+             download:bool=False): # fetch missing data sets into the run's data folder with torchvision (needs internet)
     "Test metrics (AUROC, AUPR-IN, AUPR-OUT, FPR@95TPR) of a trained run; outliers are positive, higher score = more outlying."
-    rep = eval_run(run_dir, None if ood is None else _list(ood), device, verbose=not json)
+    rep = eval_run(run_dir, None if ood is None else _list(ood), device, verbose=not json, download=download)
     if json: print(_json.dumps(rep, indent=1))
     else:
         from nae_nbdev.metrics import metrics_table
@@ -181,10 +192,14 @@ def nae_eval(run_dir:str, # a directory written by nae_train
 
 def eval_run(run_dir, # a directory written by nae_train
              ood:list|None=None, # outlier set names (default: the run's test sets)
-             device=None, verbose:bool=False) -> dict:
+             device:str|torch.device|None=None, # None: the best available
+             verbose:bool=False, # print what data is loaded
+             download:bool=False, # fetch missing data sets (torchvision)
+            ) -> dict:
     "What `nae_eval` prints, as a dict: {outlier set: {auroc, aupr_in, aupr_out, fpr95}}."
     cfg, model = load_run(run_dir, device)
     if ood is not None: cfg['test_ood'] = list(ood)
+    cfg['download'] = bool(download)
     return evaluate(model, experiment_data(cfg, verbose=verbose))
 
 # %% ../nbs/47_cli.ipynb #7259f5ba
@@ -200,7 +215,13 @@ def nae_sample(run_dir:str, # a directory written by nae_train (an NAE model)
     "Draw samples from a trained NAE with OMI: a long latent chain, no replay (paper App. D.3)."
     sample_run(run_dir, n, out, rows, z_steps_mult, seed, device)
 
-def sample_run(run_dir, n:int=64, out='samples.png', rows=None, z_steps_mult:int=8, seed:int=0, device=None):
+def sample_run(run_dir:str|Path, # a directory written by nae_train (an NAE model)
+               n:int=64, # number of samples
+               out:str|Path='samples.png', # image grid (or scatter plot for 2-D data) to write
+               rows:str|Path|None=None, # also write the z0 decodings, OMI images and samples as rows to this PNG; None: not
+               z_steps_mult:int=8, # latent chain length as a multiple of training's
+               seed:int=0, # sampling seed
+               device:str|torch.device|None=None): # None: the best available
     "What `nae_sample` does; returns the samples."
     cfg, model = load_run(run_dir, device)
     if not hasattr(model, 'sampler') or not hasattr(model.sampler, 'sample_fresh'):

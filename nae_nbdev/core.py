@@ -48,7 +48,7 @@ def seed_everything(seed:int # one seed for python, numpy and torch (all devices
 def as_images(x, # array-like: (N,D), (N,H,W) or (N,C,H,W); float in [0,1] or uint8
               name:str='X', # the argument's name, used in error messages
               shape:tuple|None=None, # expected per-sample shape, e.g. (1,28,28); None accepts any
-              dtype=torch.float32,
+              dtype:torch.dtype=torch.float32, # the float type of the result
               quiet:bool=False, # don't warn when uint8 input is rescaled
              ) -> torch.Tensor:
     "Validate `x` and return a float tensor in [0,1]; 3-D input gets a channel axis."

@@ -28,14 +28,49 @@ def data_root(root:str|os.PathLike|None=None # a folder; None: $NAE_DATA, else ~
     return Path(cache)/'nae_nbdev'/'data'
 
 # %% ../nbs/40_data.ipynb #c556c333
+_CELEBA_PAGE = 'https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html'
+
+def _sources(name, cls, root, kw) -> list:
+    "Each file torchvision downloads for `name`: `(addresses, destination)`, read from torchvision's own class."
+    root = Path(root)
+    if name in ('MNIST', 'FashionMNIST'): return [([m + f for m in cls.mirrors], root/name/'raw'/f) for f, _ in cls.resources]
+    if name == 'CIFAR-10': return [([cls.url], root/cls.filename)]
+    if name == 'SVHN': return [([cls.split_list[kw['split']][0]], root/cls.split_list[kw['split']][1])]
+    if name == 'Omniglot': return [([f'{cls.download_url_prefix}/images_evaluation.zip'], root/cls.folder/'images_evaluation.zip')]
+    if name == 'CelebA': return [([f'https://drive.google.com/uc?id={i}'], root/cls.base_folder/f) for i, _, f in cls.file_list]
+    return []
+
+def _short(err) -> str:
+    "An exception in one line: its type and its message's lines joined."
+    msg = '; '.join(l.strip() for l in str(err).splitlines() if l.strip())
+    return f"{type(err).__name__}: {msg[:400]}"
+
 def _missing(name, root, files, err=None, download=True):
-    "The error raised when a data set's files are not where we look."
+    "The error raised when a data set's files are not where we look (and `download` was not asked for)."
     where = '\n'.join(f"    {Path(root)/f}" for f in files)
-    how = "Pass download=True (needs internet), or put" if download else "Put"
-    why = f" ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})" if err is not None else ''
+    how = "Pass download=True (on the command line: --download) to fetch it with torchvision, or put" if download else "Put"
+    why = f" ({_short(err)})" if err is not None else ''
     return NAEError(f"{name} was not found under {root}{why}.",
                     f"{how} these files there:\n{where}\n  "
                     f"or point root=... (or the NAE_DATA environment variable) to a folder that has them.")
+
+def _by_hand(name, cls, root, kw) -> str:
+    "Which files to fetch by hand, from where, and where to put them."
+    src = _sources(name, cls, root, kw)
+    if name == 'CelebA':
+        lines = '\n'.join(f"    {d.name:34s} {u[0]}" for u, d in src)
+        return (f"Download these {len(src)} files by hand, from {_CELEBA_PAGE} (Align&Cropped Images: "
+                f"img_align_celeba.zip; Anno: the four annotation files; Eval: list_eval_partition.txt) or from the "
+                f"Google Drive addresses shown, into {Path(root)/cls.base_folder}:\n{lines}\n  then unzip "
+                f"img_align_celeba.zip there, so that {Path(root)/cls.base_folder/'img_align_celeba'/'000001.jpg'} "
+                f"exists, and load again (download=False is enough).")
+    lines = '\n'.join(f"    {' or '.join(u)}\n      -> {d}" for u, d in src)
+    return (f"Fetch these files by hand and put them where the arrows point:\n{lines}\n  then load again with "
+            f"download=True: torchvision checks each file's MD5 checksum and unpacks the archives it finds in place. "
+            f"Or point root=... (or the NAE_DATA environment variable) to a folder that already has {name}.")
+
+_GDRIVE = ("torchvision fetches CelebA from Google Drive (with the gdown package), which often refuses: "
+           "'Too many users have viewed or downloaded this file recently' (a daily quota)")
 
 def _torchvision(name, cls, root, download, files, **kw):
     "Open a torchvision data set, turning 'not found' and download failures into an `NAEError`."
@@ -43,7 +78,14 @@ def _torchvision(name, cls, root, download, files, **kw):
     except ImportError as e:
         raise NAEError(f"Reading {name} needs a package that is not installed ({e}).",
                        "Install it, e.g. `pip install scipy` for SVHN's .mat files.") from e
-    except Exception as e: raise _missing(name, root, files, e) from e
+    except Exception as e:
+        if download:
+            why = f" {_GDRIVE}." if name == 'CelebA' else ''
+            raise NAEError(f"Downloading {name} into {root} failed ({_short(e)}).{why}", _by_hand(name, cls, root, kw)) from e
+        if name == 'CelebA':
+            raise NAEError(f"CelebA was not found under {root} ({_short(e)}). Passing download=True may work, but {_GDRIVE}.",
+                           _by_hand(name, cls, root, kw)) from e
+        raise _missing(name, root, files, e) from e
 
 # %% ../nbs/40_data.ipynb #81a13c5a
 def split_indices(n:int, # the number of samples to split
@@ -234,7 +276,7 @@ def _load_idx(name, cls, split, root, download, seed, val_frac, dtype):
     return _finish(x, y, dtype)
 
 def load_mnist(split:str='train', # 'train' (54k), 'val' (6k) or 'test' (10k)
-               root=None, # data folder; see `data_root`
+               root:str|os.PathLike|None=None, # data folder; see `data_root`
                download:bool=False, # fetch the files if missing
                seed:int=0, # seeds the train/val split
                val_frac:float=0.1, dtype=torch.float32,
@@ -243,7 +285,7 @@ def load_mnist(split:str='train', # 'train' (54k), 'val' (6k) or 'test' (10k)
     from torchvision.datasets import MNIST
     return _load_idx('MNIST', MNIST, split, root, download, seed, val_frac, dtype)
 
-def load_fashion_mnist(split:str='train', root=None, download:bool=False, seed:int=0,
+def load_fashion_mnist(split:str='train', root:str|os.PathLike|None=None, download:bool=False, seed:int=0,
                        val_frac:float=0.1, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     "FashionMNIST as (N, 1, 28, 28) in [0, 1] and class labels; splits as for `load_mnist`."
     from torchvision.datasets import FashionMNIST
@@ -260,7 +302,7 @@ def _stack_pil(ds, tf):
     return torch.stack(xs), torch.as_tensor(ys)
 
 def load_omniglot(split:str='test', # only 'test': the evaluation alphabets
-                  root=None, download:bool=False,
+                  root:str|os.PathLike|None=None, download:bool=False,
                   size:int=28, # resize 105 → size
                   invert:bool=True, # black background, as in MNIST
                   dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,7 +319,7 @@ def load_omniglot(split:str='test', # only 'test': the evaluation alphabets
     return _finish(x, y, dtype)
 
 def load_cifar10(split:str='train', # 'train' (45k), 'val' (5k) or 'test' (10k)
-                 root=None, download:bool=False, seed:int=0, val_frac:float=0.1,
+                 root:str|os.PathLike|None=None, download:bool=False, seed:int=0, val_frac:float=0.1,
                  dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     "CIFAR-10 as (N, 3, 32, 32) in [0, 1] and class labels."
     from torchvision.datasets import CIFAR10
@@ -290,7 +332,7 @@ def load_cifar10(split:str='train', # 'train' (45k), 'val' (5k) or 'test' (10k)
     return _finish(x, y, dtype)
 
 def load_svhn(split:str='train', # 'train', 'val' (10 % of train) or 'test' (26,032)
-              root=None, download:bool=False, seed:int=0, val_frac:float=0.1,
+              root:str|os.PathLike|None=None, download:bool=False, seed:int=0, val_frac:float=0.1,
               dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     "SVHN (cropped digits) as (N, 3, 32, 32) in [0, 1] and digit labels 0..9."
     from torchvision.datasets import SVHN
@@ -306,7 +348,7 @@ _CELEBA_FILES = ['celeba/img_align_celeba/*.jpg', 'celeba/list_eval_partition.tx
                  'celeba/identity_CelebA.txt', 'celeba/list_bbox_celeba.txt', 'celeba/list_landmarks_align_celeba.txt']
 
 def load_celeba(split:str='train', # official 'train', 'val' ('valid') or 'test'
-                root=None, download:bool=False,
+                root:str|os.PathLike|None=None, download:bool=False,
                 size:int=32, # 32 or 64 in the paper
                 crop:int=140, # center crop before resizing
                 dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -328,7 +370,7 @@ def _read_imagenet_batch(path):
     return d['data'], d['labels']
 
 def load_imagenet32(split:str='train', # 'train' (80 %), 'val' (20 %) or 'test' (the official validation set)
-                    root=None, seed:int=0, val_frac:float=0.2, dtype=torch.float32,
+                    root:str|os.PathLike|None=None, seed:int=0, val_frac:float=0.2, dtype=torch.float32,
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     "Downsampled ImageNet 32×32 from `root/ImageNet32/`: (N, 3, 32, 32) in [0, 1], labels 0..999."
     _check_split(split)
@@ -432,9 +474,9 @@ def _resolve(name):
 
 def load_dataset(name:str, # a key of DATASETS, e.g. 'mnist', 'constant_gray', '8gaussians'
                  split:str|None=None, # 'train', 'val' or 'test'; None: 'train', or 'test' for outlier-only sets
-                 root=None, # data folder for downloaded sets; see `data_root`
+                 root:str|os.PathLike|None=None, # data folder for downloaded sets; see `data_root`
                  download:bool=False, # fetch missing files (torchvision sets)
-                 holdout=None, # class or classes to hold out: dropped from train/val, y = is-outlier on test
+                 holdout:int|list|None=None, # class or classes to hold out: dropped from train/val, y = is-outlier on test
                  seed:int=0, # seeds the validation split and the generated sets
                  shape:tuple|None=None, # per-sample (C, H, W) wanted, e.g. (3, 32, 32) for MNIST into Conv32
                  fit:str|None=None, # how `shape` changes H, W: 'resize' (default) or 'pad'

@@ -34,7 +34,7 @@ def _check_input(X, # array-like (N, D), (N, H, W) or (N, C, H, W)
                  bounded:bool=True, # refuse values outside [0, 1]; False: a scaler takes care of the range
                  quiet:bool=False, # no warning when uint8 input is divided by 255
                 ) -> torch.Tensor:
-    "`core.as_images` for detectors: a float tensor (float64 when `bounded=False`), with fixes that fit the detector API."
+    "`as_images` for detectors: a float tensor (float64 when `bounded=False`), with fixes that fit the detector API."
     try:
         if bounded: return as_images(X, name, shape=shape, quiet=quiet)
         x = X.double() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float64))
@@ -131,7 +131,7 @@ class _Detector(BaseEstimator):
         return make_model(self._model_kind, x_shape, **self._model_kw())
 
     def fit(self, X, # inliers: array/tensor (N, D), (N, H, W) or (N, C, H, W), a torch Dataset, or a DataLoader
-            y=None): # ignored (scikit-learn API)
+            y:None=None): # ignored (scikit-learn API)
         "Train on `X` (assumed to be mostly inliers), then set `threshold_` from the training scores; returns `self`."
         self._check_params()
         for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_'): self.__dict__.pop(a, None)
@@ -159,16 +159,20 @@ class _Detector(BaseEstimator):
         self._check_fitted()
         return self._scores(self._as_data(X, 'X'))
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X # samples shaped like the training data
+                     ) -> np.ndarray:
         "Minus the energy, shape (N,): **higher = more normal** (scikit-learn's convention)."
         return -self.decision_function(X)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X # samples shaped like the training data
+               ) -> np.ndarray:
         "1 for outliers (score above `threshold_`), 0 for inliers (PyOD's convention)."
         self._check_fitted()
         return (self.decision_function(X) > self.threshold_).astype(int)
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
+    def fit_predict(self, X, # inliers, as for `fit`
+                    y:None=None # ignored (scikit-learn API)
+                   ) -> np.ndarray:
         "Fit on `X` and return its labels, `labels_`."
         return self.fit(X).labels_
 
@@ -192,7 +196,7 @@ def save(self:_Detector, path:str|Path # the file to write, e.g. 'detector.pt'; 
 
 @patch(cls_method=True)
 def load(cls:_Detector, path:str|Path, # a file written by `save`
-         device=None, # where to put the model; None: the saved `device` parameter
+         device:str|torch.device|None=None, # where to put the model; None: the saved `device` parameter
         ):
     "Read a detector written by `save` (safely: `torch.load(weights_only=True)`), ready to score."
     ck = load_checkpoint(path)
@@ -213,10 +217,10 @@ def load(cls:_Detector, path:str|Path, # a file written by `save`
 
 # %% ../nbs/48_detector.ipynb #f6620122
 class NAEDetector(_Detector):
-    "Normalized-autoencoder outlier detector with the scikit-learn/PyOD API; trains with `learner.fit_nae`."
+    "Normalized-autoencoder outlier detector with the scikit-learn/PyOD API; trains with `fit_nae`."
     _model_kind = 'nae'
     def __init__(self,
-                 net:str='auto', # a `nets.make_net` name; 'auto': 'fc' for vectors and small images, 'conv28' for 1x28x28, ...
+                 net:str='auto', # a `make_net` name; 'auto': 'fc' for vectors and small images, 'conv28' for 1x28x28, ...
                  dz:int=16, # latent size
                  mult:float=1.0, # width multiplier of the network
                  spherical:bool=True, # latent codes on the unit sphere (the paper's default)
@@ -232,8 +236,8 @@ class NAEDetector(_Detector):
                  replay:bool=True, # replay buffer for the latent chains
                  scale:str|None=None, # None: X must be in [0, 1]; 'minmax': fit a per-feature min-max scaler on the training data
                  contamination:float=0.1, # expected fraction of outliers in the training data; sets `threshold_`
-                 device=None, # None: cuda, then mps, then cpu
-                 random_state=None, # an int gives reproducible training; None: a fresh seed each fit
+                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+                 random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
                  verbose:bool=False): # show progress bars
         store_attr()
 
@@ -254,7 +258,7 @@ class AEDetector(_Detector):
     _kinds = ('ae', 'dae', 'vae', 'wae')
     def __init__(self,
                  kind:str='ae', # 'ae', or the baselines 'dae', 'vae' (reconstruction score), 'wae'
-                 net:str='auto', # a `nets.make_net` name; 'auto' as in `NAEDetector`
+                 net:str='auto', # a `make_net` name; 'auto' as in `NAEDetector`
                  dz:int=16, # latent size
                  mult:float=1.0, # width multiplier of the network
                  spherical:bool=False, # latent codes on the unit sphere (AE and DAE only); True: NAEDetector's phase 1
@@ -263,8 +267,8 @@ class AEDetector(_Detector):
                  lr_ae:float=1e-3, # Adam learning rate
                  scale:str|None=None, # None: X must be in [0, 1]; 'minmax': fit a per-feature min-max scaler on the training data
                  contamination:float=0.1, # expected fraction of outliers in the training data; sets `threshold_`
-                 device=None, # None: cuda, then mps, then cpu
-                 random_state=None, # an int gives reproducible training; None: a fresh seed each fit
+                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+                 random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
                  verbose:bool=False): # show progress bars
         store_attr()
 

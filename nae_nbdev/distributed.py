@@ -22,7 +22,7 @@ def env_world() -> int:
     "The number of processes `torchrun` started (`WORLD_SIZE`; 1 without torchrun)."
     return int(os.environ.get('WORLD_SIZE', '1'))
 
-def init_distributed(device=None, # 'cuda', 'cpu', ... or None (the best available)
+def init_distributed(device:str|torch.device|None=None, # 'cuda', 'cpu', ... or None (the best available)
                     ) -> torch.device:
     "Join the process group `torchrun` describes, NCCL on CUDA and gloo on the CPU; returns this process's device."
     dev = get_device(device)

@@ -18,7 +18,7 @@ def grid(lo:float=-4., # lower edge of the box, on every axis
          hi:float=4., # upper edge of the box, on every axis
          n:int=200, # cells per axis
          dim:int=2, # number of axes (1, 2 or 3; there are n**dim points)
-         dtype=torch.float32, device=None,
+         dtype:torch.dtype=torch.float32, device:str|torch.device|None=None,
         ) -> tuple[Tensor, float]:
     "Cell centres `(n**dim, dim)` of a midpoint-rule grid on `[lo,hi]**dim`, and the cell volume."
     if not hi > lo: raise NAEError(f"grid box [lo={lo}, hi={hi}] is empty.", "Pass lo < hi.")
@@ -36,7 +36,7 @@ def grid(lo:float=-4., # lower edge of the box, on every axis
 def grid2d(lo:float=-4., # lower edge of the square
            hi:float=4., # upper edge of the square
            n:int=200, # cells per axis; there are n*n points
-           dtype=torch.float32, device=None,
+           dtype:torch.dtype=torch.float32, device:str|torch.device|None=None,
           ) -> tuple[Tensor, float]:
     "Cell centres `(n*n, 2)` of a midpoint grid on `[lo,hi]^2` (row-major in y), and the cell area."
     return grid(lo, hi, n, 2, dtype=dtype, device=device)
@@ -65,7 +65,7 @@ def _energies(energy_fn, x:Tensor, chunk:int=65536) -> Tensor:
 def density_on_grid(energy_fn, # maps (B, 2) points to (B,) energies
                     T:float|Tensor=1., # temperature
                     lo:float=-4., hi:float=4., n:int=200, # the square grid, as in `grid2d`
-                    device=None, dtype=torch.float32,
+                    device:str|torch.device|None=None, dtype:torch.dtype=torch.float32,
                    ) -> Tensor:
     "The normalised Gibbs density $p(x)=e^{-E(x)/T}/\\Omega$ on `grid2d(lo,hi,n)`, shape `(n, n)` indexed `[y, x]`."
     xy, cell = grid2d(lo, hi, n, dtype=dtype, device=device)

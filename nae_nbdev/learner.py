@@ -4,9 +4,10 @@
 
 # %% ../nbs/31_learner.ipynb #a9e1190e
 from __future__ import annotations
-import math, time, json, copy
+import os, sys, math, time, json, copy, shlex, signal, threading
 from pathlib import Path
 from dataclasses import dataclass
+import contextlib
 import numpy as np
 import torch
 from torch import nn
@@ -15,14 +16,14 @@ from torch.utils.data.distributed import DistributedSampler
 import torch.distributed as dist
 from tqdm.auto import tqdm
 from .core import NAEError, get_device, seed_everything
-from .checkpoint import rng_state, set_rng_state, atomic_write, save_checkpoint, load_checkpoint, load_model_state
+from .checkpoint import rng_state, set_rng_state, atomic_write, save_checkpoint, load_checkpoint, load_model_state, RunLock
 from .metrics import auroc
 
 # %% auto #0
-__all__ = ['dist_rank', 'dist_world', 'Batches', 'CancelFitException', 'Rollback', 'TrainingDiverged', 'Callback', 'param_groups',
-           'Learner', 'batch_scores', 'ValidationCB', 'EarlyStoppingCB', 'ClipGradCB', 'CheckpointCB', 'GuardCB',
-           'LogCB', 'ProgressCB', 'prepare_run', 'make_learner', 'NAERun', 'fit_nae', 'NegativesCB', 'read_log',
-           'plot_history']
+__all__ = ['dist_rank', 'dist_world', 'Batches', 'CancelFitException', 'Rollback', 'TrainingDiverged', 'TrainingInterrupted',
+           'Callback', 'param_groups', 'Learner', 'batch_scores', 'ValidationCB', 'EarlyStoppingCB', 'ClipGradCB',
+           'CheckpointCB', 'GuardCB', 'LogCB', 'ProgressCB', 'prepare_run', 'make_learner', 'NAERun', 'guard_events',
+           'fit_nae', 'NegativesCB', 'read_log', 'plot_history']
 
 # %% ../nbs/31_learner.ipynb #ac1f46c9
 def dist_rank() -> int:
@@ -97,7 +98,34 @@ class Rollback(Exception):
     "Raised by a callback to go back to the last good checkpoint (see `GuardCB`)."
 
 class TrainingDiverged(NAEError):
-    "Training diverged and rolling back did not help."
+    "Training diverged, or the network died, and rolling back did not help (or there was no good checkpoint)."
+
+class TrainingInterrupted(KeyboardInterrupt):
+    "Training stopped on SIGINT (Ctrl-C) or SIGTERM: after the current step, with a checkpoint (`path`), or at once on a second signal."
+    def __init__(self, signum:int, phase:str, step:int, path:Path|None=None, at_once:bool=False):
+        self.signum, self.phase, self.step, self.path, self.at_once = signum, phase, step, path, at_once
+        super().__init__(self.summary())
+
+    def summary(self, argv:list|None=None) -> str:
+        "One line: where training stopped, the checkpoint, and how to resume (the command line when `argv` is given)."
+        sig = signal.Signals(self.signum).name
+        if self.at_once: what = f"stopped at once by a second {sig} at iteration {self.step} of phase {self.phase!r}, without saving"
+        else: what = f"stopped by {sig} after iteration {self.step} of phase {self.phase!r}"
+        saved = f"; checkpoint {self.path}" if self.path else "; no checkpoint (no run directory)" if not self.at_once else ""
+        if not self.path and not self.at_once: return what + saved
+        return f"{what}{saved}; resume with: {self.resume_command(argv) if argv else 'resume=True (the same run directory)'}"
+
+    def resume_command(self, argv:list) -> str:
+        "The command line `argv` with `--resume` (and `--out`, where it was a default), without `--overwrite`."
+        args = [a for a in argv[1:] if a not in ('--overwrite', '--resume')]
+        if self.path and not any(a == '--out' or a.startswith('--out=') for a in args): args += ['--out', str(Path(self.path).parent.parent)]
+        return shlex.join([os.path.basename(argv[0]), *args, '--resume'])
+
+def _add_note(err:BaseException, note:str):
+    "`err.add_note(note)` (python 3.11+); older pythons keep it in `__notes__` and print it to stderr."
+    if hasattr(err, 'add_note'): err.add_note(note); return
+    err.__notes__ = [*getattr(err, '__notes__', []), note]
+    print(note, file=sys.stderr)
 
 class Callback:
     "Base class: override any event method (`before_fit`, `after_loss`, ...); each takes the learner."
@@ -125,6 +153,31 @@ def param_groups(model:nn.Module,
     return [dict(params=rest, lr=lr)] + [dict(params=temp, lr=lr * t_lr_mult)][:len(temp)]
 
 # %% ../nbs/31_learner.ipynb #a3ba1ecb
+class _Signals:
+    "While a learner trains: the first SIGINT/SIGTERM asks it to stop after the current step; the same signal again stops it at once."
+    def __init__(self): self.received, self.old, self.learn = None, {}, None
+
+    @contextlib.contextmanager
+    def catch(self, learn):
+        self.received, self.learn = None, learn
+        if threading.current_thread() is threading.main_thread():   # python only delivers signals to the main thread
+            for s in (signal.SIGINT, signal.SIGTERM):
+                h = signal.getsignal(s)
+                if h is signal.SIG_IGN or h is None or isinstance(getattr(h, '__self__', None), _Signals): continue  # ignored on purpose (a background job), or a learner inside a learner
+                self.old[s] = h; signal.signal(s, self.handle)
+        try: yield self
+        finally: self.restore()
+
+    def restore(self):
+        for s, h in self.old.items(): signal.signal(s, h)
+        self.old = {}
+
+    def handle(self, signum, frame):
+        if self.received is None: self.received, self.other = signum, False; return
+        if signum != self.received and not self.other: self.other = True; return   # e.g. torchrun's SIGTERM after the terminal's SIGINT
+        self.restore()
+        raise TrainingInterrupted(signum, self.learn.name, self.learn.step, at_once=True)
+
 class Learner:
     "Train `model` on `data` for `n_iters` Adam steps; everything around the loop is a callback."
     def __init__(self,
@@ -139,7 +192,7 @@ class Learner:
                  t_lr_mult:float=100., # learning-rate factor of a trainable temperature
                  batch_size:int=128, # used when `data` is not a `Batches` already
                  seed:int=0, # seeds every RNG at the start of `fit`, and the data order
-                 device=None, # None: cuda, then mps, then cpu
+                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
                  name:str='train', # the phase's name: in logs, progress bars and the run directory
                  config:dict|None=None): # plain settings to store in checkpoints (e.g. how to rebuild the model)
         self.batches = data if isinstance(data, Batches) else Batches(data, batch_size=batch_size, seed=seed)
@@ -159,7 +212,7 @@ class Learner:
         self.config = dict(config or {}, learner=dict(name=name, loss=loss, lr=lr, n_iters=self.n_iters, t_lr_mult=t_lr_mult,
                                                       batch_size=self.batches.bs, seed=seed))
         self.step, self.epoch, self.stopped, self.val, self.log, self.stats = 0, 0, False, None, [], {}
-        self._elapsed0, self._t0 = 0., time.time()
+        self._elapsed0, self._t0, self.signals = 0., time.time(), _Signals()
 
     def run_cbs(self, event:str):
         "Call method `event` of every callback that has it, in order."
@@ -202,23 +255,59 @@ class Learner:
             self.run_cbs('before_epoch')
             for self.xb in self.batches.epoch(self.epoch, start):
                 self.one_batch()
+                if self.signalled(): self.interrupt()
                 if self.step >= self.n_iters: break
             self.run_cbs('after_epoch')
 
+    def signalled(self) -> bool:
+        "True once SIGINT or SIGTERM has been received (by any process of a distributed run)."
+        got = self.signals.received is not None
+        if self.world_size > 1:   # every process must stop after the same step
+            t = torch.tensor([self.signals.received or 0], device=self.device if self.device.type == 'cuda' else 'cpu')
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            if t.item() and not got: self.signals.received = int(t.item())
+            got = bool(t.item())
+        return got
+
+    def interrupt(self):
+        "Stop after a signal: `after_interrupt` callbacks run (the checkpoint is written), then `TrainingInterrupted`."
+        self.saved_to = None
+        self.run_cbs('after_interrupt')
+        raise TrainingInterrupted(self.signals.received, self.name, self.step, self.saved_to)
+
     def fit(self) -> Learner:
-        "Train until `n_iters` steps are done (or a callback stops training); returns the learner."
+        "Train until `n_iters` steps are done (or a callback stops training, or a signal arrives); returns the learner."
         seed_everything(self.seed)
         self.model.train(); self._t0 = time.time()
+        err = None
         try:
-            self.run_cbs('before_fit')
-            try:
-                while self.step < self.n_iters and not self.stopped:
-                    try: self._fit_epochs()
-                    except Rollback: self.run_cbs('after_rollback')
-            except CancelFitException: self.stopped = True
-            self.run_cbs('after_fit')
-        finally: self.run_cbs('cleanup_fit')
+            with self.signals.catch(self):
+                self.run_cbs('before_fit')
+                try:
+                    while self.step < self.n_iters and not self.stopped:
+                        try: self._fit_epochs()
+                        except Rollback as e: self.divergence = str(e); self.run_cbs('after_rollback')
+                except CancelFitException: self.stopped = True
+                self.run_cbs('after_fit')
+                if self.signalled(): self.interrupt()   # a signal during the last step or `after_fit`
+        except BaseException as e: err = e; raise
+        finally: self.cleanup(err)
         return self
+
+    def cleanup(self, err:BaseException|None=None): # the error that is ending `fit`, if any
+        "Run every callback's `cleanup_fit`; a cleanup that fails is attached to `err` as a note, or raised when there is no `err`."
+        fails = []
+        for cb in self.cbs:
+            f = getattr(cb, 'cleanup_fit', None)
+            if f is None: continue
+            try: f(self)
+            except Exception as e: fails.append((cb, e))
+        notes = [f"{type(cb).__name__}.cleanup_fit also failed: {type(e).__name__}: {e}" for cb, e in fails]
+        if err is not None:
+            for n in notes: _add_note(err, n)
+        elif fails:
+            for n in notes[1:]: _add_note(fails[0][1], n)
+            raise fails[0][1]
 
     def state_dict(self) -> dict:
         "Everything needed to continue training exactly: model, optimiser, sampler, counters, callbacks, RNG states, config."
@@ -259,7 +348,7 @@ class Learner:
 
 # %% ../nbs/31_learner.ipynb #7f6c0580
 @torch.no_grad()
-def batch_scores(model:nn.Module, x:torch.Tensor, bs:int=256, device=None) -> torch.Tensor:
+def batch_scores(model:nn.Module, x:torch.Tensor, bs:int=256, device:str|torch.device|None=None) -> torch.Tensor:
     "`model.score` over `x` in batches, in eval mode, on the CPU as float32."
     was, device = model.training, get_device(device) if device is not None else next(model.parameters()).device
     model.eval()
@@ -273,7 +362,7 @@ class ValidationCB(Callback):
     order = 0
     def __init__(self,
                  x_in, # inlier validation samples
-                 x_ood=None, # validation outliers; None: only `val_score`
+                 x_ood:torch.Tensor|None=None, # validation outliers; None: only `val_score`
                  every:int|None=None, # steps between validations; None: once per epoch
                  monitor:str|None=None, # 'val_auroc' (maximised) or 'val_score' (minimised); None: AUROC if there are outliers
                  bs:int=256, # scoring batch size
@@ -368,10 +457,13 @@ class CheckpointCB(Callback):
         if learn.val['improved'] and self.path and learn.is_main:
             save_checkpoint(self.path/'best.pt', dict(model=learn.model.state_dict(), val=learn.val, config=learn.config))
     def after_rollback(self, learn): learn.load_state_dict(self.last, skip=('guard',))
+    def after_interrupt(self, learn):
+        self.save(learn)
+        if self.path: learn.saved_to = self.path/"last.pt"
 
 # %% ../nbs/31_learner.ipynb #e6ebf505
 class GuardCB(Callback):
-    "Detect NaN/Inf and blow-ups; roll back to the last checkpoint with a lower lr, up to `max_rollbacks` times."
+    "Detect NaN/Inf, blow-ups and a dead network; roll back to the last good checkpoint with a lower lr, up to `max_rollbacks` times."
     order = -10
     def __init__(self,
                  keys:tuple=('e_neg',), # statistics watched for a blow-up (those present in `learn.stats`)
@@ -380,13 +472,28 @@ class GuardCB(Callback):
                  min_window:int=20, # values needed before blow-ups are checked
                  rel:float=0.1, # the spread is at least rel * |running mean|
                  max_rollbacks:int=3, # rollbacks before giving up
-                 lr_factor:float=0.5): # each rollback multiplies the learning rates by this
+                 lr_factor:float=0.5, # each rollback multiplies the learning rates by this
+                 probe:torch.Tensor|None=None, # a fixed batch of validation inputs for the dead-network checks; None: no such checks
+                 every:int=100, # dead-network checks at the start and every `every` steps
+                 min_spread:float=1e-2, # dead: the reconstructions' spread over `probe` is below this fraction of the inputs' spread...
+                 min_progress:float=0.02, # ... and the probe's mean energy fell by less than this fraction since the last check
+                 frozen_tol:float=1e-6, # dead: the mean energy of `probe` moved by less than this fraction since the last check
+                 patience:int=3): # dead at this many checks in a row: act
         self.keys, self.k, self.window, self.min_window, self.rel = keys, k, window, min_window, rel
         self.max_rollbacks, self.lr_factor = max_rollbacks, lr_factor
-        self.hist, self.rollbacks, self.base_lrs, self.events = {}, 0, None, []
+        self.probe = None if probe is None else torch.as_tensor(probe)
+        self.every, self.min_spread, self.min_progress, self.frozen_tol, self.patience = every, min_spread, min_progress, frozen_tol, patience
+        self.hist, self.rollbacks, self.base_lrs, self.events, self.checks, self.good = {}, 0, None, [], [], None
 
     def before_fit(self, learn):
         if self.base_lrs is None: self.base_lrs = [g['lr'] for g in learn.opt.param_groups]
+        if self.probe is not None and learn.step == 0 and not self.checks: self.check(learn)   # resumed: the checks are in the checkpoint
+        self.before_save(learn)   # the checkpoint `CheckpointCB` just wrote or loaded is good if the network is alive now
+
+    def before_save(self, learn):
+        "Keep the checkpoint being written as the rollback target for a dead network, if the last check found it alive."
+        ck = next((c for c in learn.cbs if isinstance(c, CheckpointCB)), None)
+        if ck is not None and ck.last is not None and (self.probe is None or (self.checks and not self.checks[-1]['dead'])): self.good = ck.last
 
     def after_loss(self, learn):
         bad = [k for k, v in learn.stats.items() if not math.isfinite(v)]
@@ -407,27 +514,83 @@ class GuardCB(Callback):
         ps = [p.detach().sum() for p in learn.model.parameters()]
         if not torch.isfinite(torch.stack(ps)).all():
             self.diverged(learn, f"the parameters became NaN/Inf at iteration {learn.step}")
+        if self.probe is not None and learn.step % self.every == 0: self.check(learn)   # at fixed steps: `patience` checks span (patience-1)*every steps
 
-    def diverged(self, learn, why:str):
+    @torch.no_grad()
+    def probe_stats(self, model:nn.Module) -> dict:
+        "The mean energy of `probe` and, for an autoencoder, the spread of its reconstructions relative to the inputs' spread."
+        p = next(model.parameters()); x = self.probe.to(p.device)
+        was = model.training; model.eval()
+        try:
+            with torch.random.fork_rng(devices=[p.device.index or 0] if p.device.type == 'cuda' else []):   # the checks draw no random number of the run
+                out = dict(energy=float(model.energy(x).float().mean()) if hasattr(model, 'energy') else None, spread=None)
+                if callable(getattr(model, 'encode', None)) and callable(getattr(model, 'decode', None)):
+                    r = model.decode(model.encode(x))
+                    if isinstance(r, torch.Tensor) and r.shape == x.shape:
+                        sx = x.flatten(1).float().std(0).mean()
+                        out['spread'] = float(r.flatten(1).float().std(0).mean() / sx.clamp_min(1e-12))
+        finally: model.train(was)
+        return out
+
+    def check(self, learn):
+        "A dead-network check: the reconstructions no longer depend on the input, or the energies stopped moving."
+        s = learn.broadcast(self.probe_stats(learn.model) if learn.is_main else None)   # distributed: rank 0 decides for all
+        prev = next((c for c in reversed(self.checks) if c['step'] < learn.step), None)
+        why = []
+        stuck = prev is None or prev['energy'] is None or s['energy'] is None or prev['energy'] - s['energy'] < self.min_progress * abs(prev['energy'])
+        if s['spread'] is not None and s['spread'] < self.min_spread and stuck:   # a fresh network's mean-image phase is not stuck
+            why.append(f"its reconstructions of {len(self.probe)} validation inputs spread {s['spread']:.3g} times as much as the inputs "
+                       f"(below {self.min_spread:g}) and their energy stopped falling: the output no longer depends on the input")
+        if prev is not None and s['energy'] is not None and prev['energy'] is not None and math.isfinite(s['energy']) \
+           and abs(s['energy'] - prev['energy']) <= self.frozen_tol * max(abs(prev['energy']), 1e-12):
+            why.append(f"the mean validation energy stayed at {s['energy']:.6g} from iteration {prev['step']} to {learn.step}")
+        self.checks.append(dict(step=learn.step, **s, dead='; '.join(why) or None))
+        n = 0
+        for c in reversed(self.checks):
+            if not c['dead']: break
+            n += 1
+        if n >= self.patience: self.died(learn, why)
+
+    def died(self, learn, why):
+        ck = next((c for c in learn.cbs if isinstance(c, CheckpointCB)), None)
+        reason = f"the network died: {'; '.join(why)}"
+        if ck is not None and self.good is not None and self.rollbacks < self.max_rollbacks:
+            ck.last = self.good   # roll back to the last checkpoint written while the network was alive
+            self.diverged(learn, reason, kind='dead network')
+        lr = learn.opt.param_groups[0]['lr']
+        where = ("there is no checkpoint to roll back to" if ck is None else
+                 f"after {self.rollbacks} rollback(s) it died again" if self.good is not None else
+                 "no checkpoint was written while it was alive, so there is no good checkpoint to roll back to")
+        self.events.append(dict(step=learn.step, why=reason, kind='dead network', action='stopped'))
+        learn.divergence = f"phase {learn.name!r}: {reason}"
+        raise TrainingDiverged(f"Training stopped at iteration {learn.step} of phase {learn.name!r}: {reason}; {where}.",
+                               f"Start again with a lower learning rate for this phase (now {lr:.3g}; nae_train --lr_{learn.name} "
+                               f"{lr / 3:.2g}), or with another seed (--seed); a smaller network or latent size can also die this way.")
+
+    def diverged(self, learn, why:str, kind:str='divergence'):
         stats = ', '.join(f"{k}={v:.4g}" for k, v in learn.stats.items())
         ck = next((c for c in learn.cbs if isinstance(c, CheckpointCB)), None)
-        self.events.append(dict(step=learn.step, why=why))
         learn.divergence = f"phase {learn.name!r}: {why}; stats at that step: {stats}"
         if ck is None or self.rollbacks >= self.max_rollbacks:
+            self.events.append(dict(step=learn.step, why=why, kind=kind, action='stopped'))
             where = (f"after {self.rollbacks} rollback(s) to the last good checkpoint (step {ck.last['counters']['step']}"
                      + (f", {ck.path/'last.pt'}" if ck.path else '') + f") with the learning rate lowered to {learn.opt.param_groups[0]['lr']:.3g}"
                      ) if ck is not None else "and there is no CheckpointCB to roll back to"
             raise TrainingDiverged(f"Training diverged in {learn.divergence}, {where}.",
                                    "Lower the learning rate or the sampler's step sizes, check that the inputs are scaled as "
                                    "the model expects, or allow more rollbacks (GuardCB(max_rollbacks=...)).")
+        self.events.append(dict(step=learn.step, why=why, kind=kind, action='rollback', to_step=ck.last['counters']['step']))
         self.rollbacks += 1
         raise Rollback(learn.divergence)
 
     def after_rollback(self, learn):
         for g, lr in zip(learn.opt.param_groups, self.base_lrs): g['lr'] = lr * self.lr_factor ** self.rollbacks
+        self.checks = [c for c in self.checks if c['step'] <= learn.step]
 
-    def state_dict(self): return dict(hist=self.hist, rollbacks=self.rollbacks, base_lrs=self.base_lrs, events=self.events)
-    def load_state_dict(self, sd): self.hist, self.rollbacks, self.base_lrs, self.events = sd['hist'], sd['rollbacks'], sd['base_lrs'], sd['events']
+    def state_dict(self): return dict(hist=self.hist, rollbacks=self.rollbacks, base_lrs=self.base_lrs, events=self.events, checks=self.checks)
+    def load_state_dict(self, sd):
+        self.hist, self.rollbacks, self.base_lrs, self.events = sd['hist'], sd['rollbacks'], sd['base_lrs'], sd['events']
+        self.checks = sd.get('checks', [])
 
 # %% ../nbs/31_learner.ipynb #bff8a7a0
 def _read_jsonl(path:Path) -> list[dict]:
@@ -485,7 +648,8 @@ class ProgressCB(Callback):
         self.bar.update(learn.step - self.bar.n)
     def after_validate(self, learn): self._show(learn.val)
     def after_rollback(self, learn): self.bar.n = learn.step; self.bar.set_description(f"{learn.name} (rolled back)")
-    def cleanup_fit(self, learn): self.bar.close()
+    def cleanup_fit(self, learn):
+        if self.bar is not None: self.bar.close(); self.bar = None   # None: `before_fit` failed before it made the bar
 
 # %% ../nbs/31_learner.ipynb #40f30e0d
 def prepare_run(run_dir:str|Path|None, # the run directory (None: nothing to prepare)
@@ -507,6 +671,17 @@ def prepare_run(run_dir:str|Path|None, # the run directory (None: nothing to pre
                        "Choose a run directory on a writable disk with free space (e.g. --out runs/myrun).") from None
     return rd
 
+def _probe(valid, data, n:int=256):
+    "The guard's fixed batch: the first `n` validation inliers, else the first `n` training samples (None if they cannot be had)."
+    src = valid[0] if valid is not None else data.data if isinstance(data, Batches) else data
+    if isinstance(src, DataLoader): src = src.dataset
+    if isinstance(src, np.ndarray): src = torch.from_numpy(src)
+    if isinstance(src, torch.Tensor): return src[:n]
+    try:
+        items = [src[i] for i in range(min(n, len(src)))]
+        return torch.stack([torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it) for it in items])
+    except Exception: return None
+
 def make_learner(model:nn.Module,
                  data, # a `Batches`, tensor, Dataset or DataLoader
                  loss:str='train_loss', # 'ae_loss' for NAE pre-training
@@ -524,11 +699,11 @@ def make_learner(model:nn.Module,
                  ckpt_every:int|None=None, # steps between checkpoints; None: once per epoch
                  log_every:int=10, # steps between log records
                  progress:bool=True, # show a progress bar
-                 guard:bool=True, # watch for divergence (GuardCB)
+                 guard:bool|dict=True, # watch for divergence and a dead network (GuardCB); a dict: GuardCB settings
                  max_rollbacks:int=3, # GuardCB's rollbacks before `TrainingDiverged`
                  batch_size:int=128,
                  seed:int=0,
-                 device=None,
+                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
                  name:str='train', # the phase's name
                  cbs:list=(), # more callbacks
                  config:dict|None=None, # plain settings stored in checkpoints
@@ -543,7 +718,7 @@ def make_learner(model:nn.Module,
         cbs.append(EarlyStoppingCB(early_stop))
     if clip_grad is not None: cbs.append(ClipGradCB(clip_grad))
     if progress: cbs.append(ProgressCB(every=log_every))
-    if guard: cbs.append(GuardCB(max_rollbacks=max_rollbacks))
+    if guard: cbs.append(GuardCB(**{**dict(max_rollbacks=max_rollbacks, probe=_probe(valid, data)), **(guard if isinstance(guard, dict) else {})}))
     return Learner(model, data, loss=loss, lr=lr, n_iters=n_iters, n_epochs=n_epochs, cbs=cbs, batch_size=batch_size,
                    seed=seed, device=device, name=name, config=config, t_lr_mult=t_lr_mult)
 
@@ -560,6 +735,14 @@ class NAERun:
         "The NAE phase's best validation: `step` and `score` (of the monitored metric), or None."
         v = next((c for c in self.nae.cbs if isinstance(c, ValidationCB)), None)
         return None if v is None or v.best is None else dict(step=v.best_step, score=v.best, monitor=v.monitor)
+    @property
+    def guard(self) -> list[dict]:
+        "What the guards of both phases did: one record (phase, step, kind, action, why) per rollback or stop."
+        return guard_events([self.ae, self.nae])
+
+def guard_events(learners:list) -> list[dict]:
+    "The `GuardCB` events of `learners` (None entries skipped), each with its phase."
+    return [dict(phase=l.name, **e) for l in learners if l is not None for c in l.cbs if isinstance(c, GuardCB) for e in c.events]
 
 def _phase_len(name, epochs, iters):
     if epochs is None and iters is None:
@@ -583,7 +766,7 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
             batch_size:int=128,
             ae_batch_size:int|None=None, # phase 1 batch size; None: `batch_size` (an AE step is cheap, so CPU presets use more)
             seed:int=0,
-            device=None,
+            device:str|torch.device|None=None, # None: cuda, then mps, then cpu
             ae_cbs:list=(), nae_cbs:list=(), # extra callbacks for each phase
             config:dict|None=None, # plain settings stored in checkpoints (e.g. the preset)
             **kwargs, # passed to `make_learner` for both phases: val_every, ckpt_every, log_every, progress, guard, monitor, ...
@@ -591,15 +774,24 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
     "Train an NAE in the paper's two phases: AE pre-training (Adam, `lr_ae`), then NAE (Adam, `lr_nae`)."
     if final not in ('best', 'last'): raise NAEError(f"final={final!r} is not one of 'best', 'last'.", "Pass final='best' or final='last'.")
     ae_len, nae_len = _phase_len('ae', ae_epochs, ae_iters), _phase_len('nae', nae_epochs, nae_iters)
-    rd = prepare_run(run_dir, resume, overwrite)
-    batches = data if isinstance(data, Batches) else Batches(data, batch_size=batch_size, seed=seed)
-    common = dict(valid=valid, run_dir=rd, resume=resume, seed=seed, device=device, config=config, **kwargs)
-    ae = None
-    if (ae_iters if ae_iters is not None else ae_epochs) != 0:
-        ae_batches = batches if ae_batch_size is None else batches.with_batch_size(ae_batch_size)
-        ae = make_learner(model, ae_batches, loss='ae_loss', lr=lr_ae, clip_grad=ae_clip_grad, early_stop=early_stop,
-                          name='ae', cbs=list(ae_cbs), **ae_len, **common).fit()
-    nae = make_learner(model, batches, loss='train_loss', lr=lr_nae, name='nae', cbs=list(nae_cbs), **nae_len, **common).fit()
+    main = dist_rank() == 0
+    with RunLock(run_dir) if run_dir is not None and main else contextlib.nullcontext():   # one process per run directory
+        rd = prepare_run(run_dir, resume, overwrite)
+        batches = data if isinstance(data, Batches) else Batches(data, batch_size=batch_size, seed=seed)
+        common = dict(valid=valid, run_dir=rd, resume=resume, seed=seed, device=device, config=config, **kwargs)
+        ae = nae = None
+        try:
+            if (ae_iters if ae_iters is not None else ae_epochs) != 0:
+                ae_batches = batches if ae_batch_size is None else batches.with_batch_size(ae_batch_size)
+                ae = make_learner(model, ae_batches, loss='ae_loss', lr=lr_ae, clip_grad=ae_clip_grad, early_stop=early_stop,
+                                  name='ae', cbs=list(ae_cbs), **ae_len, **common)
+                ae.fit()
+            nae = make_learner(model, batches, loss='train_loss', lr=lr_nae, name='nae', cbs=list(nae_cbs), **nae_len, **common)
+            nae.fit()
+        except TrainingDiverged as e:   # the run's verdict, where the run's results would go
+            if rd is not None and main:
+                atomic_write(rd/'metrics.json', lambda f: f.write(json.dumps(dict(guard=guard_events([ae, nae]), stopped=e.problem), indent=2).encode()))
+            raise
     run = NAERun(ae, nae)
     if final == 'best' and run.best is not None:
         load_model_state(model, next(c for c in nae.cbs if isinstance(c, ValidationCB)).best_state)
@@ -648,7 +840,7 @@ def _ema(v, beta):
 
 def plot_history(src, # what `read_log` accepts
                  smooth:float=0.9, # EMA factor of the smoothed curves (0: none)
-                 figsize=None):
+                 figsize:tuple|None=None): # (width, height) in inches; None: at most 9 inches wide, two panels a row
     "Plot losses, energies and validation metrics of a run against the iteration; returns the figure."
     import matplotlib.pyplot as plt
     recs = read_log(src)
@@ -663,8 +855,10 @@ def plot_history(src, # what `read_log` accepts
     if len({r['T'] for r in train if 'T' in r}) > 1: panels.append(('T', [(ph, 'T') for ph in phases]))
     vk = [k for k in ('val_auroc', 'val_score') if any(k in r for r in recs)]
     if vk: panels.append((vk[0], [(ph, vk[0]) for ph in phases]))
-    fig, axs = plt.subplots(1, len(panels), figsize=figsize or (4 * len(panels), 3.2), squeeze=False)
-    for ax, (title, series) in zip(axs[0], panels):
+    ncols = min(len(panels), 2); nrows = -(-len(panels) // ncols)   # a grid of two panels a row: at most 9 inches wide
+    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (4.5 * ncols, 3 * nrows), squeeze=False)
+    for ax in axs.flat[len(panels):]: ax.remove()
+    for ax, (title, series) in zip(axs.flat, panels):
         for ph, key in series:
             rs = [r for r in recs if r['phase'] == ph and key in r and 'event' not in r]
             if not rs: continue

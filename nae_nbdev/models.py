@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 from .core import NAEError
-from .ebm import Temperature, nae_loss, grid, log_partition
+from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition
 from .nets import make_net, auto_net
 from .samplers import OMISampler, CDSampler, PCDSampler, box_noise, to_sphere, accelerate
 
@@ -102,19 +102,28 @@ class NAE(AE):
                  trainable_T:bool=False, # learn T (stored as log T)
                  gamma:float=1., # weight of mean(E(x-)^2)
                  l2:float=0., # weight of the encoder's squared L2 norm (1e-4 for MNIST)
-                 sampler=None, # negative-sample strategy (samplers.OMISampler/CDSampler/PCDSampler); None: OMISampler()
+                 sampler:OMISampler|CDSampler|PCDSampler|None=None, # negative-sample strategy (`OMISampler`, `CDSampler` or `PCDSampler`); None: OMISampler()
                  z_reg:float=0.01, # weight of mean ||z||^2 for Euclidean codes (ignored when spherical)
                  x_bounds='auto', # range of x for the samplers: 'auto' takes decoder.x_bounds; or (lo, hi) or None
+                 ae_l2:bool=False, # also add l2 * encoder_l2 in the AE pre-training loss `ae_loss` (the official code does)
                 ):
         super().__init__(encoder, decoder, x_shape, spherical=spherical, z_reg=z_reg)
         self.temperature = Temperature(T, trainable_T)
-        self.gamma, self.l2 = float(gamma), float(l2)
+        self.gamma, self.l2, self.ae_l2 = float(gamma), float(l2), bool(ae_l2)
         if x_bounds != 'auto': self.x_bounds = None if x_bounds is None else tuple(x_bounds)
         self.sampler = sampler if sampler is not None else OMISampler()
         self.last_samples = None
 
     @property
     def T(self) -> Tensor: return self.temperature.T
+
+    def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
+        "Phase 1: the AE loss, plus `l2 * encoder_l2(encoder)` when `ae_l2` (stats['l2'] is then the unweighted norm)."
+        loss, stats = super().ae_loss(x)
+        if self.ae_l2 and self.l2:
+            reg = encoder_l2(self.encoder); loss = loss + self.l2 * reg
+            stats['l2'] = reg.item(); stats['loss'] += self.l2 * stats['l2']
+        return loss, stats
 
     def train_loss(self, x:Tensor) -> tuple[Tensor, dict]:
         "The NAE loss on data `x` and negatives drawn by `self.sampler`; stats hold E+, E-, T and the sampler's stats."
@@ -273,6 +282,7 @@ class WAE(AE):
 # %% ../nbs/21_models.ipynb #13132b32
 MODELS = {'ae': AE, 'nae': NAE, 'dae': DAE, 'vae': VAE, 'wae': WAE, 'nae_cd': NAE, 'nae_pcd': NAE}
 _SAMPLERS = {'nae': OMISampler, 'nae_cd': CDSampler, 'nae_pcd': PCDSampler}
+_SAMPLER_DEFAULTS = {'nae_pcd': dict(buffer_size=10_000, replay_prob=0.95)}   # the paper's PCD: an x-space replay buffer
 
 def make_model(kind:str, # 'ae', 'nae', 'dae', 'vae', 'wae', 'nae_cd' or 'nae_pcd'
                x_shape:tuple, # per-sample input shape
@@ -293,7 +303,8 @@ def make_model(kind:str, # 'ae', 'nae', 'dae', 'vae', 'wae', 'nae_cd' or 'nae_pc
     net_kw = dict(net_kw or {})
     if kind == 'vae': net_kw['enc_dim'] = 2 * dz
     enc, dec = make_net(net, x_shape, dz, mult, **net_kw)
-    if kind in _SAMPLERS and kw.get('sampler') is None: kw['sampler'] = _SAMPLERS[kind](**(sampler_kw or {}))
+    if kind in _SAMPLERS and kw.get('sampler') is None:
+        kw['sampler'] = _SAMPLERS[kind](**{**_SAMPLER_DEFAULTS.get(kind, {}), **(sampler_kw or {})})
     try: model = MODELS[kind](enc, dec, x_shape, **kw)
     except TypeError as ex:
         raise NAEError(f"make_model({kind!r}): {ex}.", f"See help({MODELS[kind].__name__}) for its arguments.") from None

@@ -109,6 +109,7 @@ def FCRes2(x_shape:tuple=(2,), # per-sample input shape, usually (2,)
            enc_dim:int|None=None, # encoder output size (default `dz`)
            n_blocks:int=5, # residual blocks in each network
            bounded:bool=False, # end the decoder in a sigmoid (off: 2-D data are unbounded)
+           box:tuple|None=(-5., 5.), # unbounded output only: the box the samplers keep x in (official 2-D runs: (-5, 5))
           ) -> tuple[nn.Module, nn.Module]:
     "Table 10, FCRes2: fully connected residual encoder and decoder."
     D, w, h = math.prod(x_shape), width(256, mult), width(1024, mult)
@@ -116,7 +117,9 @@ def FCRes2(x_shape:tuple=(2,), # per-sample input shape, usually (2,)
     enc = nn.Sequential(nn.Flatten(), nn.Linear(D, w), *blocks(), nn.ReLU(), nn.Linear(w, enc_dim or dz))
     dec = nn.Sequential(nn.Linear(dz, w), *blocks(), nn.ReLU(), nn.Linear(w, D), *_act(bounded),
                         nn.Unflatten(1, tuple(x_shape)))
-    return _pair(enc, dec, bounded)
+    enc, dec = _pair(enc, dec, bounded)
+    if not bounded and box is not None: dec.x_bounds = tuple(float(b) for b in box)
+    return enc, dec
 
 # %% ../nbs/20_nets.ipynb #c0250343
 def Conv28(x_shape:tuple=(1, 28, 28), # per-sample input shape (C, 28, 28)

@@ -4,49 +4,54 @@
 
 # %% ../nbs/46_run.ipynb #03028810
 from __future__ import annotations
-import json, time, math, os, copy
+import json, time, math, os, copy, tempfile
 from pathlib import Path
 import numpy as np
 import torch
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .data import load_dataset, dequantize
 from .models import make_model
-from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world, NegativesCB
+from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world, NegativesCB, TrainingDiverged
 from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
 from .metrics import ood_report, metrics_table, tv_distance, kl_divergence
-from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, atomic_write
+from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, atomic_write, holds_run_lock
 from .presets import preset
 
 # %% auto #0
-__all__ = ['experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'train_run', 'format_metrics']
+__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'train_run',
+           'format_metrics', 'scale', 'download_default', 'out_dir', 'run_status', 'run_or_resume', 'load_record',
+           'md_table', 'have_data']
 
 # %% ../nbs/46_run.ipynb #06ab08dd
 _OPTIONAL = {'omniglot', 'fashion_mnist', 'fashionmnist', 'svhn', 'celeba32', 'celeba64', 'celeba', 'imagenet32'}
 _GENERATED = ('constant_gray', 'noise')
 
-def _outlier_set(name, split, n, x_shape, seed, root):
+def _outlier_set(name, split, n, x_shape, seed, root, download=False):
     "Outlier set `name` at `x_shape`; a generated one gets `n` samples, as many as the inliers it is compared with."
-    return load_dataset(name, split, seed=seed, shape=x_shape, root=root, **(dict(n=n) if name in _GENERATED else {}))[0]
+    return load_dataset(name, split, seed=seed, shape=x_shape, root=root, download=download,
+                        **(dict(n=n) if name in _GENERATED else {}))[0]
 
 def experiment_data(cfg:dict, # a preset
                     verbose:bool=True):
-    "The splits of `cfg`: dict(train, val, val_ood, test_in, test_out={name: X}, x_shape)."
-    ds, ho, seed, root = cfg['dataset'], cfg['holdout'], cfg['seed'], cfg['data_root']
-    kw = dict(root=root, seed=seed, holdout=ho)
+    "The splits of `cfg`: dict(train, val, val_ood, test_in, test_out={name: X}, x_shape); `cfg['download']` fetches missing sets."
+    # cfg may also hold `test_subset` (score the first N test images only: for smoke runs)
+    ds, ho, seed, root, dl = cfg['dataset'], cfg['holdout'], cfg['seed'], cfg['data_root'], bool(cfg.get('download', False))
+    kw = dict(root=root, seed=seed, holdout=ho, download=dl)
     tr, _ = load_dataset(ds, 'train', max_n=cfg['subset'], **kw)
     va, _ = load_dataset(ds, 'val', max_n=None if cfg['subset'] is None else max(cfg['subset'] // 9, 64), **kw)
-    te, yte = load_dataset(ds, 'test', **kw)
+    te, yte = load_dataset(ds, 'test', max_n=cfg.get('test_subset'), **kw)   # test_subset: smoke runs only
     x_shape = tuple(tr.shape[1:])
     out = dict(train=tr, val=va, x_shape=x_shape, test_in=te[yte == 0] if ho is not None else te, test_out={})
     if ho is not None: out['test_out'][f'holdout_{ho}' if not isinstance(ho, (list, tuple)) else 'holdout'] = te[yte == 1]
     out['val_ood'] = None
-    if cfg['val_ood']: out['val_ood'] = _outlier_set(cfg['val_ood'], 'val', len(va), x_shape, seed, root)
+    if cfg['val_ood']: out['val_ood'] = _outlier_set(cfg['val_ood'], 'val', len(va), x_shape, seed, root, dl)
     for name in cfg['test_ood']:
         try:
-            out['test_out'][name] = _outlier_set(name, 'test', len(out['test_in']), x_shape, seed, root)
+            out['test_out'][name] = _outlier_set(name, 'test', len(out['test_in']), x_shape, seed, root, dl)[:cfg.get('test_subset')]
         except NAEError as ex:
             if name not in _OPTIONAL: raise
-            if verbose: print(f"skipping outlier set {name!r}: not present locally ({ex.problem.splitlines()[0]})")
+            if verbose: print(f"skipping outlier set {name!r}: not present locally"
+                              f"{' and could not be downloaded' if dl else ' (pass download=True to fetch it)'}")
     return out
 
 # %% ../nbs/46_run.ipynb #2092661e
@@ -62,7 +67,7 @@ def experiment_model(cfg:dict, # a preset
     if kind.startswith('nae'):
         keys = _SAMPLER_KEYS if kind == 'nae' else _X_KEYS
         kw.update(spherical=cfg['spherical'], T=cfg['temp'], trainable_T=cfg['learn_temp'], gamma=cfg['gamma'],
-                  l2=cfg['l2'], sampler_kw={k: cfg[k] for k in keys})
+                  l2=cfg['l2'], ae_l2=cfg.get('ae_l2', False), sampler_kw={k: cfg[k] for k in keys})
     elif kind == 'ae': kw.update(spherical=cfg['spherical'])
     return make_model(kind, x_shape, **kw)
 
@@ -108,9 +113,13 @@ def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or
     return out
 
 # %% ../nbs/46_run.ipynb #f9d683eb
+_FREE_ON_RESUME = ('device', 'download', 'data_root')   # where the data and the compute are, not what is trained
+_ADDED = dict(ae_l2=False)   # settings added after runs were saved: their value in an older run directory
+
 def _dump(path, obj): # JSON written atomically (temp file, fsync, rename), like the checkpoints
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))
 
+@holds_run_lock('out')   # one process per run directory: a second one stops before it writes anything
 def train_run(cfg:dict, # a preset (see `presets.preset`)
               out:str|Path|None=None, # run directory; None: keep everything in memory
               resume:bool=False, # continue the run in `out`
@@ -129,7 +138,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     barrier()
     if rd is not None and resume and (rd/'config.json').exists():
         saved = json.loads((rd/'config.json').read_text())
-        diff = {k: (saved.get(k), v) for k, v in cfg.items() if k not in ('device',) and saved.get(k) != v and not (isinstance(v, tuple) and list(v) == saved.get(k))}
+        diff = {k: (saved.get(k), v) for k, v in cfg.items() if k not in _FREE_ON_RESUME and saved.get(k, _ADDED.get(k)) != v and not (isinstance(v, tuple) and list(v) == saved.get(k))}
         if diff: raise NAEError(f"--resume with settings that differ from the saved run: {diff}.",
                                 "Resume with the same settings, or start a new run directory.")
     seed_everything(cfg['seed'])
@@ -170,6 +179,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         metrics.update(density_metrics(model, eight_gaussians_logpdf))
     elapsed = time.time() - t0
     metrics['time_s'] = elapsed
+    metrics['guard'] = run.guard   # the divergence guard's rollbacks (empty: none were needed)
     if rd is not None and main:
         save_checkpoint(rd/'model.pt', dict(model=model.state_dict(), config=cfg, x_shape=list(data['x_shape']),
                                             sampler=model.sampler.state_dict() if hasattr(model, 'sampler') else {}))
@@ -191,3 +201,90 @@ def format_metrics(metrics:dict) -> str:
     for k in ('tv', 'kl'):
         if k in metrics: lines.append(f"{k.upper()}: {metrics[k]:.4f}")
     return '\n'.join(lines)
+
+# %% ../nbs/46_run.ipynb #b7e0a002
+SCALES = ('smoke', 'cpu', 'paper')
+
+def scale(default:str|None=None, # the notebook's choice; None: 'paper' with CUDA, else 'cpu'
+         ) -> str:
+    "The experiment scale: `$NAE_SCALE` if set, else `default`, else 'paper' with CUDA and 'cpu' without ('smoke' under `nbdev_test`)."
+    s = os.environ.get('NAE_SCALE') or default
+    if not s: s = 'smoke' if os.environ.get('IN_TEST') else 'paper' if torch.cuda.is_available() else 'cpu'
+    if s not in SCALES: raise NAEError(f"Unknown scale {s!r}.", f"Set NAE_SCALE (or SCALE) to one of: {', '.join(SCALES)}.")
+    return s
+
+def download_default() -> bool:
+    "Whether the experiment notebooks download missing data: `$NAE_DOWNLOAD` (1 or 0) if set, else yes, except under `nbdev_test`."
+    v = os.environ.get('NAE_DOWNLOAD')
+    if v is not None and v != '': return v.strip().lower() not in ('0', 'false', 'no', '')
+    return not os.environ.get('IN_TEST')
+
+def out_dir(name:str, # the experiment, e.g. 'mnist_holdout'
+            root:str|Path|None=None, # the folder of all runs; None: $NAE_OUT, else ./runs (a new temporary folder under `nbdev_test`)
+           ) -> Path:
+    "The folder that holds the runs of experiment `name` (created if needed)."
+    root = root or os.environ.get('NAE_OUT')
+    if not root and os.environ.get('IN_TEST'): root = tempfile.mkdtemp(prefix='nae-runs-')   # tests start afresh, leave nothing behind in the repository
+    d = Path(root or 'runs').expanduser()/name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+# %% ../nbs/46_run.ipynb #b7e0a004
+def run_status(out:str|Path, # a run directory
+              ) -> str:
+    "'done' (metrics.json written), 'unfinished' (a log or a checkpoint, no metrics) or 'new'."
+    rd = Path(out)
+    if (rd/'metrics.json').exists(): return 'done'
+    if (rd/'log.jsonl').exists() or any(rd.glob('*/last.pt')): return 'unfinished'
+    return 'new'
+
+def run_or_resume(cfg:dict, # a preset
+                  out:str|Path, # its run directory
+                  progress:bool=False, # progress bars
+                  verbose:bool=False, # print the data summary and the final table
+                 ) -> dict:
+    "Train `cfg` into `out`, skipping a finished run and resuming an unfinished one; dict(metrics, status, out, model)."
+    rd, t0 = Path(out), time.time()
+    st = run_status(rd)
+    if st == 'done':   # read back, not retrained; `cli.load_run(out)` loads its model
+        m = json.loads((rd/'metrics.json').read_text())
+        return dict(metrics=m, status='stopped' if 'stopped' in m else 'skipped', out=rd, model=None, time=0.)
+    try: r = train_run(cfg, out=rd, resume=st == 'unfinished', progress=progress, verbose=verbose)
+    except TrainingDiverged as e:   # the guard stopped it (and wrote metrics.json with `stopped`): running it again would not help
+        m = json.loads((rd/'metrics.json').read_text()) if (rd/'metrics.json').exists() else dict(stopped=e.problem)
+        return dict(metrics=m, status='stopped', out=rd, model=None, time=time.time() - t0)
+    return dict(metrics=r['metrics'], status='resumed' if st == 'unfinished' else 'new', out=rd, model=r['model'],
+                time=time.time() - t0)
+
+# %% ../nbs/46_run.ipynb #b7e0a007
+def load_record(name:str, # a file of nae_nbdev/records without '.json', or a run directory there, e.g. 'mnist_nae_h9'
+               ):
+    "A record published with the package: a JSON file's content, or the `Path` of a run directory."
+    from importlib.resources import files
+    base = files('nae_nbdev')/'records'
+    if (base/name).is_dir(): return Path(str(base/name))
+    f = base/f'{name}.json'
+    if not f.is_file():
+        have = sorted(p.name.removesuffix('.json') for p in base.iterdir() if not p.name.startswith(('_', '.')))
+        raise NAEError(f"No published record {name!r}.", f"Choose one of: {', '.join(have)}.")
+    return json.loads(f.read_text())
+
+def md_table(header:list, # column titles
+             rows:list, # one list of cells per row; floats are written with `fmt`, None as '-'
+             fmt:str='{:.3f}') -> str:
+    "A Markdown table (show it with `IPython.display.Markdown`)."
+    cell = lambda v: '-' if v is None else fmt.format(v) if isinstance(v, float) else str(v)
+    lines = ['| ' + ' | '.join(map(str, header)) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in r) + ' |' for r in rows])
+
+# %% ../nbs/46_run.ipynb #b7e0a009
+def have_data(name:str='mnist', # a data set of `data.load_dataset`
+              download:bool=False, # try to fetch it when it is missing
+              root:str|Path|None=None, # its folder; None: $NAE_DATA, else the cache folder (see `data_root`)
+             ) -> bool:
+    "Whether `name` can be loaded; if not, print one line that says how to get it."
+    try: load_dataset(name, 'test', root=root, download=download, max_n=1); return True
+    except NAEError:
+        print(f"{name} is not available{' (the download failed)' if download else ''}: the cells that need it are skipped. "
+              "Set NAE_DATA to a folder that holds it, or NAE_DOWNLOAD=1 with internet access.")
+        return False

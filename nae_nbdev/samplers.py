@@ -34,7 +34,7 @@ def _check_generator(generator:torch.Generator|None, device):
 
 def _draw(fn, # torch.randn or torch.rand
           shape:tuple, # shape of the draw
-          device=None, # None: cpu
+          device:str|torch.device|None=None, # None: cpu
           dtype=torch.float32,
           generator:torch.Generator|None=None, # must live on `device`
          ) -> Tensor:
@@ -54,7 +54,7 @@ def to_sphere(z:Tensor, # (B, ...) points; each sample is one flat vector
 
 def uniform_sphere(n:int, # number of points
                    shape:tuple, # per-sample shape, e.g. (32,)
-                   device=None, dtype=torch.float32, generator:torch.Generator|None=None,
+                   device:str|torch.device|None=None, dtype:torch.dtype=torch.float32, generator:torch.Generator|None=None,
                   ) -> Tensor:
     "Uniform draws on the unit sphere: normal draws, normalised (paper App. D.3)."
     return to_sphere(_randn((n, *shape), device, dtype, generator))
@@ -334,7 +334,7 @@ class Sampler:
                  x_noise:float=0.05, # its noise sigma_x
                  x_anneal:bool=True, # anneal the noise as sigma_x/(1+k)
                  x_clip_grad:float|None=0.01, # clip grad E elementwise (the official code's newer path)
-                 x_clip_norm:float|None=None, # clip grad E per sample by L2 norm (its older path)
+                 x_clip_norm:float|None=None, # clip grad E per sample by L2 norm (the older official path clips per last-axis row)
                  x_mh:bool=False, # Metropolis-Hastings in x (the paper: 2-D only)
                  x_bounds_mode:str|None=None, # 'clamp' or 'reject' at model.x_bounds; None: 'reject' with MH, else 'clamp'
                  x_T:float|None=None, # temperature of the x chain; None: the model's T
@@ -391,7 +391,7 @@ class CDSampler(Sampler):
 def box_noise(n:int, # number of draws
               shape:tuple, # per-sample shape
               box:tuple|None, # (lo, hi): uniform on the box; None: N(0, I)
-              device=None, dtype=torch.float32, generator:torch.Generator|None=None,
+              device:str|torch.device|None=None, dtype:torch.dtype=torch.float32, generator:torch.Generator|None=None,
              ) -> Tensor:
     "The noise distribution $p_0(x)$ of PCD: uniform on a box, or a standard normal."
     if box is None: return _randn((n, *shape), device, dtype, generator)
@@ -399,17 +399,26 @@ def box_noise(n:int, # number of draws
     return lo + (hi - lo) * _rand((n, *shape), device, dtype, generator)
 
 class PCDSampler(Sampler):
-    "Persistent CD: each call continues the last call's chains; a chain restarts from p0 with probability `restart_prob`."
-    _names = ('restart_prob', 'init_box') + Sampler._names
+    """Persistent CD, two ways. `buffer_size=None`: B persistent chains, each call continues the last call's chains,
+    a chain restarts from p0 with probability `restart_prob`. `buffer_size=n`: the official code's "x" sampling, a replay
+    buffer of n states in x; each chain starts from the buffer with probability `replay_prob`, else from p0, and its end is stored."""
+    _names = ('restart_prob', 'init_box', 'buffer_size', 'replay_prob') + Sampler._names
     def __init__(self,
-                 restart_prob:float=0., # per chain and call, the chance of restarting from p0 (Du & Mordatch: 0.05)
+                 restart_prob:float=0., # chains only: per chain and call, the chance of restarting from p0
                  init_box:tuple|None=None, # p0 is uniform on this box; None: the model's x_bounds, else N(0, I)
+                 buffer_size:int|None=None, # None: persistent chains; n: an x-space replay buffer of n states (official: 10,000)
+                 replay_prob:float=0.95, # buffer only: the chance that a chain starts from the buffer (Du & Mordatch: 0.95)
                  **kwargs, # the visible-chain settings of `Sampler`
                 ):
         super().__init__(**kwargs)
+        if buffer_size is not None and restart_prob:
+            raise NAEError("restart_prob applies to persistent chains, but buffer_size is set.",
+                           "With a buffer, 1 - replay_prob is the restart probability; pass restart_prob=0.")
         self.restart_prob, self.init_box, self.chains = restart_prob, init_box, None
+        self.buffer_size, self.replay_prob = buffer_size, replay_prob
+        self.buffer = None if buffer_size is None else ReplayBuffer(buffer_size, replay_prob)
 
-    def p0(self, model, n:int, like:Tensor, generator=None) -> Tensor:
+    def p0(self, model, n:int, like:Tensor, generator:torch.Generator|None=None) -> Tensor:
         "`n` draws from the noise distribution, shaped, typed and placed like `like`."
         box = self.init_box if self.init_box is not None else getattr(model, 'x_bounds', None)
         return box_noise(n, like.shape[1:], box, like.device, like.dtype, generator)
@@ -418,8 +427,14 @@ class PCDSampler(Sampler):
                  x_pos:Tensor, # (B, ...) data batch: gives the number, shape and device of the chains
                  generator:torch.Generator|None=None,
                 ) -> dict:
-        "Negatives: `x`, the persistent chains advanced by `x_steps` steps from `x0`."
+        "Negatives: `x`, the chains advanced by `x_steps` steps from `x0` (persistent chains, or starts drawn from the buffer)."
         B = len(x_pos)
+        if self.buffer is not None:
+            x0, m = self.buffer.draw(B, lambda n: self.p0(model, n, x_pos, generator), generator)
+            r = self.x_chain(model, x0, generator)
+            self.buffer.push(r.x)
+            self._record(r, replayed=m.float().mean().item())
+            return dict(x=r.x, x0=x0)
         if self.chains is None or self.chains.shape[1:] != x_pos.shape[1:]: self.chains = self.p0(model, B, x_pos, generator)
         self.chains = self.chains.to(x_pos.device)
         if len(self.chains) < B:   # a bigger batch than before: add fresh chains
@@ -433,9 +448,12 @@ class PCDSampler(Sampler):
         self._record(r)
         return dict(x=r.x, x0=x0)
 
-    def state_dict(self) -> dict: return dict(chains=None if self.chains is None else self.chains.clone())
+    def state_dict(self) -> dict:
+        if self.buffer is not None: return dict(buffer=self.buffer.state_dict())
+        return dict(chains=None if self.chains is None else self.chains.clone())
     def load_state_dict(self, sd:dict):
-        self.chains = sd.get('chains')
+        if self.buffer is not None and 'buffer' in sd: self.buffer.load_state_dict(sd['buffer'])
+        else: self.chains = sd.get('chains')
         return self
 
 # %% ../nbs/10_samplers.ipynb #33d94670
@@ -471,14 +489,14 @@ class OMISampler(Sampler):
         self.buffer = ReplayBuffer(buffer_size, replay_prob)
 
     @staticmethod
-    def q0(model, n:int, device=None, generator:torch.Generator|None=None) -> Tensor:
+    def q0(model, n:int, device:str|torch.device|None=None, generator:torch.Generator|None=None) -> Tensor:
         "The latent noise distribution: uniform on the sphere if `model.spherical`, else N(0, I)."
         z = _randn((n, *model.latent_shape), device, generator=generator)
         return to_sphere(z) if model.spherical else z
 
     def run(self, model, # follows the NAE protocol: energy, decode, latent_shape, spherical, T, x_bounds
             n:int, # number of chains
-            device=None, # None: the device of the model's parameters
+            device:str|torch.device|None=None, # None: the device of the model's parameters
             generator:torch.Generator|None=None,
             z_steps:int|None=None, # None: `z_steps`
             x_steps:int|None=None, # None: `x_steps`
@@ -513,7 +531,7 @@ class OMISampler(Sampler):
                      n:int, # number of samples
                      z_steps_mult:int=8, # the latent chain is this many times longer than in training
                      x_steps:int|None=None, # visible chain length; None: as in training
-                     device=None, # None: the device of the model's parameters
+                     device:str|torch.device|None=None, # None: the device of the model's parameters
                      generator:torch.Generator|None=None,
                     ) -> dict:
         "Samples for figures (paper Fig. 7, App. D.3): no replay, a longer latent chain; the buffer is left untouched."
@@ -536,6 +554,12 @@ def _out_size(n:int, k:int, s:int, p:int, d:int) -> int: return (n + 2 * p - d *
 
 class FastConv2d(nn.Conv2d):
     "`nn.Conv2d` with the same parameters and sums: a kernel covering its input runs as a matmul; one input channel as im2col + matmul (CPU)."
+    def __init__(self, in_channels:int, out_channels:int, kernel_size:int|tuple, # as in `nn.Conv2d`
+                 stride:int|tuple=1, padding:int|tuple|str=0, dilation:int|tuple=1, groups:int=1, bias:bool=True,
+                 padding_mode:str='zeros', device:str|torch.device|None=None, dtype:torch.dtype|None=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device=device, dtype=dtype)
+
     def forward(self, x:Tensor) -> Tensor:
         plain = x.ndim == 4 and self.groups == 1 and self.padding_mode == 'zeros' and not isinstance(self.padding, str)
         if plain and tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1):
@@ -551,7 +575,14 @@ class FastConv2d(nn.Conv2d):
 
 class FastConvTranspose2d(nn.ConvTranspose2d):
     "`nn.ConvTranspose2d` with the same parameters and sums: to one output channel it runs as matmul + col2im (CPU)."
-    def forward(self, x:Tensor, output_size=None) -> Tensor:
+    def __init__(self, in_channels:int, out_channels:int, kernel_size:int|tuple, # as in `nn.ConvTranspose2d`
+                 stride:int|tuple=1, padding:int|tuple=0, output_padding:int|tuple=0, groups:int=1, bias:bool=True,
+                 dilation:int|tuple=1, padding_mode:str='zeros', device:str|torch.device|None=None,
+                 dtype:torch.dtype|None=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+                         dilation, padding_mode, device=device, dtype=dtype)
+
+    def forward(self, x:Tensor, output_size:list[int]|None=None) -> Tensor:
         if (output_size is None and x.ndim == 4 and self.out_channels == 1 and self.groups == 1 and x.device.type == 'cpu'
                 and self.output_padding == (0, 0) and self.padding_mode == 'zeros'):
             B, C, H, W = x.shape

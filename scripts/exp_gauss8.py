@@ -4,8 +4,11 @@ Trains each method of nbs/50_gauss8.ipynb with the library's own pieces (`preset
 `run.experiment_data/experiment_model`, `learner.fit_nae`, `run.density_metrics`), records TV and
 KL(p_data || p_model) and the validation NLL (held-out samples, grid-normalised) every `--eval_every` steps,
 reports the weights with the lowest validation NLL (and the last ones), and writes one small JSON per run,
-`<out>/gauss8_<name>.json` (default out: nbs/results): settings, final metrics, the learning curve, a 64x64 density map (integers 0..999, scaled to the
+`<out>/gauss8_<name>.json` (default out: nae_nbdev/records): settings, final metrics, the learning curve, a 64x64 density map (integers 0..999, scaled to the
 map's maximum) and the last training negatives.
+
+The chains stay in FCRes2's sampler box, (-5, 5)^2 as in the official 2-D runs (MH rejects moves that leave
+it); each JSON records it as `x_bounds`. Records made before the box existed have no `x_bounds` key.
 
     OMP_NUM_THREADS=1 python scripts/exp_gauss8.py omi_dz1 ae_dz1 vae_dz1 ...   # or: all
 """
@@ -27,7 +30,11 @@ ITERS = 3000     # Adam steps of every method
 # name -> (model kind, Dz, extra settings)
 RUNS = {
     'omi_dz1': ('nae', 1, {}), 'omi_dz3': ('nae', 3, {}),
-    'cd_dz1': ('nae_cd', 1, {}), 'pcd_dz1': ('nae_pcd', 1, {}), 'pcdr_dz1': ('nae_pcd', 1, {'restart_prob': 0.05, 'init_box': (-4., 4.)}),
+    'cd_dz1': ('nae_cd', 1, {}),
+    # PCD three ways: B persistent chains without restarts (Tieleman), the same with 5% restarts uniform on the
+    # evaluation box, and the official code's x-space replay buffer (10,000 states, 95% replay, 5% fresh noise; here uniform on the sampler box)
+    'pcd_dz1': ('nae_pcd', 1, {'buffer_size': None}), 'pcdr_dz1': ('nae_pcd', 1, {'buffer_size': None, 'restart_prob': 0.05, 'init_box': (-4., 4.)}),
+    'pcdb_dz1': ('nae_pcd', 1, {'buffer_size': 10_000, 'replay_prob': 0.95}),
     'ae_dz1': ('ae', 1, {}), 'ae_dz3': ('ae', 3, {}), 'vae_dz1': ('vae', 1, {}), 'vae_dz3': ('vae', 3, {}),
 }
 
@@ -66,8 +73,8 @@ def settings(name:str, iters:int=ITERS, mult:float=MULT, **kw) -> dict:
     return dict(cfg=preset('gauss8', **{**base, **kw}), extra=extra)
 
 def build(cfg:dict, extra:dict, x_shape):
-    "The model of `cfg`; PCD with restart is built directly (the preset has no restart setting)."
-    if 'restart_prob' not in extra: return experiment_model(cfg, x_shape)
+    "The model of `cfg`; PCD variants are built directly (the preset has no PCD settings)."
+    if not extra: return experiment_model(cfg, x_shape)
     return make_model('nae_pcd', x_shape, net=cfg['net'], dz=cfg['dz'], mult=cfg['mult'], spherical=cfg['spherical'],
                       T=cfg['temp'], trainable_T=cfg['learn_temp'], gamma=cfg['gamma'], l2=cfg['l2'],
                       sampler_kw={**{k: cfg[k] for k in _X_KEYS}, **extra})
@@ -92,7 +99,7 @@ def run_one(name:str, out:Path, eval_every:int=250, run_dir=None, t_lr_mult:floa
     g = density_metrics(model, eight_gaussians_logpdf, n=64, return_grid=True)
     pm = g['p_model']; img = np.rint(999 * pm / pm.max()).astype(int)
     neg = getattr(model, 'last_samples', None)
-    res = dict(name=name, model=cfg['model'], dz=cfg['dz'], mult=cfg['mult'], extra=extra,
+    res = dict(name=name, model=cfg['model'], dz=cfg['dz'], mult=cfg['mult'], extra=extra, x_bounds=getattr(model, 'x_bounds', None),
                iters=cfg['nae_iters'] if nae_kind else cfg['ae_iters'], lr=cfg['lr_nae'] if nae_kind else cfg['lr_ae'],
                t_lr_mult=t_lr_mult, pretrain=dict(iters=cfg['ae_iters'], lr=cfg['lr_ae']) if nae_kind else None,
                tv=round(d['tv'], 4), kl=round(d['kl'], 4), T=round(d['T'], 4), curve=dcb.curve, selected_step=dcb.best[1],
@@ -110,7 +117,7 @@ def run_one(name:str, out:Path, eval_every:int=250, run_dir=None, t_lr_mult:floa
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('names', nargs='+', help=f"run names ({', '.join(RUNS)}) or 'all'")
-    ap.add_argument('--out', default='nbs/results')
+    ap.add_argument('--out', default='nae_nbdev/records')
     ap.add_argument('--iters', type=int, default=ITERS)
     ap.add_argument('--mult', type=float, default=MULT)
     ap.add_argument('--eval_every', type=int, default=250)

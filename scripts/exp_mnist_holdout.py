@@ -84,7 +84,7 @@ def main():
         try: v = ast.literal_eval(v)
         except Exception: pass
         kw[k] = v
-    cfg = preset(a.preset, holdout=a.holdout, data_root=os.environ.get('NAE_DATA', '/work/shared/data'), **kw)
+    cfg = preset(a.preset, holdout=a.holdout, data_root=os.environ.get('NAE_DATA'), **kw)
     t0 = time.time(); seed_everything(cfg['seed'])
     data = experiment_data(cfg, False)
     model = experiment_model(cfg, data['x_shape'])

@@ -5,10 +5,27 @@ python scripts/readme.py          # (re)write README.md
 python scripts/readme.py --check  # exit 1 if README.md differs from what index.ipynb gives
 """
 import sys, re, json
+from configparser import ConfigParser
 from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]
 _dir = re.compile(r'^\s*#\s*\|\s*(.*)$')
+
+def _settings():
+    "settings.ini's [DEFAULT] section."
+    c = ConfigParser(delimiters=['=']); c.read(root/'settings.ini', encoding='utf-8')
+    return c['DEFAULT']
+
+def _repo():
+    "(owner, repo, branch) of the GitHub repository named in settings.ini's git_url."
+    cfg = _settings()
+    owner, repo = cfg['git_url'].rstrip('/').split('/')[-2:]
+    return owner, repo, cfg.get('branch', 'main')
+
+def colab_url(nb:str) -> str:
+    "The Colab address that opens nbs/<nb> from GitHub."
+    owner, repo, branch = _repo()
+    return f"https://colab.research.google.com/github/{owner}/{repo}/blob/{branch}/nbs/{nb}"
 
 def _directives(src):
     return [m.group(1).strip() for l in src.splitlines() if (m := _dir.match(l))]
@@ -17,11 +34,27 @@ def _strip_directives(src):
     return '\n'.join(l for l in src.splitlines() if not _dir.match(l)).strip('\n')
 
 def _fix_links(md):
-    # notebook-relative links -> repo-relative links, so they work on GitHub and PyPI
-    md = re.sub(r'\]\((images/[^)]+)\)', r'](nbs/\1)', md)
-    md = re.sub(r'src="(images/[^"]+)"', r'src="nbs/\1"', md)
-    md = re.sub(r'\]\(([\w./-]+\.ipynb)\)', r'](nbs/\1)', md)
+    "Notebook-relative links -> absolute GitHub addresses built from settings.ini, so they work on GitHub and on PyPI."
+    owner, repo, branch = _repo()
+    raw, blob = f"https://raw.githubusercontent.com/{owner}/{repo}/{branch}/nbs", f"https://github.com/{owner}/{repo}/blob/{branch}"
+    md = re.sub(r'\]\((images/[^)]+)\)', f']({raw}/\\1)', md)
+    md = re.sub(r'src="(images/[^"]+)"', f'src="{raw}/\\1"', md)
+    md = re.sub(r'\]\(([\w./-]+\.ipynb)\)', f']({blob}/nbs/\\1)', md)
+    md = re.sub(r'\]\((DEVELOPERS\.md|LICENSE)\)', f']({blob}/\\1)', md)
     return md
+
+def check_links(nb_path=root/'nbs'/'index.ipynb') -> list:
+    "Problems with the index's Colab links: each must be the address `colab_url` builds, of an existing experiment notebook, and every experiment notebook needs one."
+    text = Path(nb_path).read_text()
+    found = re.findall(r'https://colab\.research\.google\.com/github/[^)\s"\\]+', text)
+    probs = []
+    for u in found:
+        nb = u.rsplit('/nbs/', 1)[-1]
+        if u != colab_url(nb): probs.append(f"{u} is not {colab_url(nb)} (settings.ini's git_url and branch)")
+        if not (root/'nbs'/nb).exists(): probs.append(f"{u} points to nbs/{nb}, which does not exist")
+    want = sorted(p.name for p in (root/'nbs').glob('*.ipynb') if p.name[:1] in '56')
+    probs += [f"no Colab link for the experiment notebook nbs/{nb}" for nb in want if colab_url(nb) not in found]
+    return probs
 
 def render(nb_path=root/'nbs'/'index.ipynb'):
     nb = json.loads(Path(nb_path).read_text())
@@ -46,8 +79,11 @@ if __name__ == '__main__':
     md = render()
     readme = root/'README.md'
     if '--check' in sys.argv:
+        probs = check_links()
+        for p in probs: print(p)
         if not readme.exists() or readme.read_text() != md:
             print("README.md is out of date with nbs/index.ipynb. Run: python scripts/readme.py"); sys.exit(1)
-        print("README.md matches nbs/index.ipynb")
+        if probs: sys.exit(1)
+        print("README.md matches nbs/index.ipynb; its Colab links match settings.ini")
     else:
         readme.write_text(md); print("wrote README.md")

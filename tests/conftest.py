@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent/'shared'/'data'
 
 def cli_env(**extra):
     "Environment for console-script subprocesses: one thread each (tests run on 2 shared cores), no GPU."
@@ -37,6 +36,14 @@ def reached(out:Path, phase:str, step:int) -> bool:
 # validation, checkpoints, evaluation, run directory).
 TINY = ['--ae_iters', '40', '--nae_iters', '30', '--x_steps', '5', '--z_steps', '3', '--dz', '8',
         '--batch_size', '32', '--val_every', '10', '--ckpt_every', '5', '--quiet']
+
+@pytest.fixture
+def mirror(tmp_path_factory, monkeypatch):
+    "Tiny data-set archives in the real formats, served on 127.0.0.1 (see `mirror.py`); call `.patch()` to point torchvision at them."
+    from mirror import serve_mirror
+    m = serve_mirror(tmp_path_factory.mktemp('mirror'), monkeypatch)
+    yield m
+    m.close()
 
 def pytest_terminal_summary(terminalreporter):
     "Print the fault suite's count of bad inputs tried (issue 6)."

@@ -67,3 +67,33 @@ def test_refuses_to_overwrite_a_finished_run(tmp_path):
 def test_eval_on_a_missing_run(tmp_path):
     r = run_cli('nae_eval', tmp_path/'nothing', check=False)
     assert r.returncode == 2 and 'not a finished nae_train run' in r.stderr
+
+@pytest.mark.parametrize('cmd', ['nae_train', 'nae_eval'])
+def test_download_flag_is_offered(cmd):
+    r = run_cli(cmd, '--help')
+    assert '--download' in r.stdout, r.stdout
+
+def test_missing_data_names_the_files_and_the_flag(tmp_path):
+    "Nothing is downloaded without --download: a missing MNIST is a clear error (exit 2) that says what to do."
+    r = run_cli('nae_train', '--preset', 'mnist_holdout_cpu', '--data_root', tmp_path/'empty', '--out', tmp_path/'r', '--quiet',
+                check=False)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert 'MNIST/raw/train-images-idx3-ubyte' in r.stderr and '--download' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    assert not (tmp_path/'empty').exists() or not any((tmp_path/'empty').rglob('*')), "nothing may be written without --download"
+
+def test_download_flag_fetches_then_trains_and_evaluates(mirror, tmp_path):
+    "--download through the real code path (in-process, so that torchvision's addresses can point at the local mirror)."
+    from nae_nbdev.cli import nae_train, eval_run
+    mirror.patch()
+    data, out = tmp_path/'data', tmp_path/'run'
+    nae_train(preset='mnist_holdout_cpu', data_root=str(data), download=True, out=str(out), quiet=True,
+              ae_iters='6', nae_iters='2', x_steps='2', z_steps='2', batch_size='16', ae_batch_size='16', val_every='100',
+              ckpt_every='3', neg_every='none', test_ood='noise')
+    assert (data/'MNIST'/'raw'/'t10k-images-idx3-ubyte').exists()
+    assert {f'/mnist/{f}.gz' for f in ('train-images-idx3-ubyte', 't10k-labels-idx1-ubyte')} <= set(mirror.requests)
+    m = json.loads((out/'metrics.json').read_text())
+    assert 'holdout_9' in m['nae'] and 0 <= m['nae']['holdout_9']['auroc'] <= 1
+    n = len(mirror.requests)
+    rep = eval_run(out, ood=['noise'], download=True)          # the files are there now: nothing is fetched again
+    assert set(rep) == {'holdout_9', 'noise'} and len(mirror.requests) == n

@@ -4,6 +4,9 @@ import os, sys, json, time, signal, subprocess, shutil
 from pathlib import Path
 import pytest, torch
 from conftest import ROOT, run_cli, cli_env, TINY, reached
+from fault_log import module_log
+
+LOG, _write_fault_log = module_log('tests/test_distributed.py')
 
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
 WORKER = str(ROOT/'tests'/'ddp_worker.py')
@@ -73,6 +76,8 @@ def test_nae_train_under_torchrun_logs_once_and_resumes(tmp_path):
     assert not diff, f"the resumed 2-process run differs from the uninterrupted one: {diff}"
     steps = _steps(out)
     assert len(steps) == len(set(steps)), "a resumed run must not log the same step twice"
+    LOG.add('kill -9', 'SIGKILL to a 2-process torchrun job in the NAE phase', 'resumed on 2 ranks; weights bit-identical to an uninterrupted run')
+    LOG.add('changed config on resume', 'resume of a 2-process run with 1 process', 'refused with a clear error')
 
 def test_divergence_on_one_rank_rolls_back_every_rank(tmp_path):
     r0, r1 = worker(tmp_path, 2, iters=6, sampler='omi', opt='adam', bs=16, nan_at=3)   # a NaN E(x-) on rank 1 only
@@ -80,3 +85,23 @@ def test_divergence_on_one_rank_rolls_back_every_rank(tmp_path):
     assert [r.get('event') for r in r0['log']].count('rollback') == 1
     assert r0['step'] == r1['step'] == 6 and r0['diff'] == 0 and r1['diff'] == 0
     for k in r0['w']: assert torch.equal(r0['w'][k], r1['w'][k]), k
+    LOG.add('divergence', 'NaN energy on one rank of two', 'both ranks rolled back once and stayed identical')
+
+def test_torchrun_only_rank0_locks_and_a_locked_directory_is_refused(tmp_path):
+    "Under torchrun rank 0 alone takes the run directory's lock (the run above trains, so rank 1 never contends for it);"
+    "a directory locked by another process stops the whole torchrun job at once, with the clear error and no file written."
+    out = tmp_path/'run'
+    holder = subprocess.Popen([sys.executable, '-c', f"from nae_nbdev.checkpoint import RunLock; import time; RunLock({str(out)!r}).acquire(); "
+                               "print('locked', flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        t = time.time()
+        r = torchrun('--no-python', 'nae_train', '--out', out, *ARGS, check=False, timeout=300)
+        took = time.time() - t
+        assert r.returncode != 0 and f'The run directory {out} is in use: process {holder.pid}' in r.stderr, (r.returncode, r.stderr[-3000:])
+        assert sorted(p.name for p in out.iterdir()) == ['.lock'], list(out.iterdir())
+        print(f"torchrun job refused after {took:.1f}s")
+        LOG.add('two owners', 'a torchrun job (2 ranks) on a directory locked by another process', f'refused after {took:.1f}s; no file written')
+    finally: holder.kill(); holder.wait()
+    r = torchrun('--no-python', 'nae_train', '--out', out, *ARGS, '--nae_iters', '20')   # the lock is free again: trains, 2 ranks
+    assert (out/'model.pt').exists() and (out/'.lock').read_text() == ''
