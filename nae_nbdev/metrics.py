@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score, average_precision_score, roc_curve, precision_recall_curve
+from matplotlib.axes import Axes
 from .core import NAEError
 
 # %% auto #0
@@ -112,7 +113,7 @@ def _ax(ax):
 
 def plot_roc(score_in, # inlier scores; higher = more outlying
              scores_out, # outlier scores, or a dict name → scores
-             ax:plt.Axes|None=None, # matplotlib Axes; None makes a figure
+             ax:Axes|None=None, # matplotlib Axes; None makes a figure
             ):
     "ROC curves (TPR on outliers against FPR on inliers), AUROC in the legend; returns the Axes."
     ax = _ax(ax)
@@ -127,7 +128,7 @@ def plot_roc(score_in, # inlier scores; higher = more outlying
 
 def plot_pr(score_in, # inlier scores; higher = more outlying
             scores_out, # outlier scores, or a dict name → scores
-            ax:plt.Axes|None=None, # matplotlib Axes; None makes a figure
+            ax:Axes|None=None, # matplotlib Axes; None makes a figure
             positive:str='out', # 'out': outliers are positives (AUPR-OUT); 'in': inliers, score -s (AUPR-IN)
            ):
     "Precision–recall curves, average precision in the legend; returns the Axes."
@@ -144,7 +145,7 @@ def plot_pr(score_in, # inlier scores; higher = more outlying
 
 def plot_score_hist(score_in, # inlier scores; higher = more outlying
                     scores_out, # outlier scores, or a dict name → scores
-                    ax:plt.Axes|None=None, # matplotlib Axes; None makes a figure
+                    ax:Axes|None=None, # matplotlib Axes; None makes a figure
                     bins:int=50, # number of bins, shared by all sets
                     logx:bool=False, # log-spaced bins and axis (positive scores, e.g. energies)
                    ):

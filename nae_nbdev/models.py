@@ -104,7 +104,7 @@ class NAE(AE):
                  l2:float=0., # weight of the encoder's squared L2 norm (1e-4 for MNIST)
                  sampler:OMISampler|CDSampler|PCDSampler|None=None, # negative-sample strategy (`OMISampler`, `CDSampler` or `PCDSampler`); None: OMISampler()
                  z_reg:float=0.01, # weight of mean ||z||^2 for Euclidean codes (ignored when spherical)
-                 x_bounds='auto', # range of x for the samplers: 'auto' takes decoder.x_bounds; or (lo, hi) or None
+                 x_bounds:str|tuple|None='auto', # range of x for the samplers: 'auto' takes decoder.x_bounds; or (lo, hi) or None
                  ae_l2:bool=False, # also add l2 * encoder_l2 in the AE pre-training loss `ae_loss` (the official code does)
                 ):
         super().__init__(encoder, decoder, x_shape, spherical=spherical, z_reg=z_reg)
