@@ -50,6 +50,39 @@ def _steps(out):
     log = [json.loads(l) for l in (Path(out)/'log.jsonl').read_text().splitlines()]
     return [(r['phase'], r['step']) for r in log if 'loss' in r]
 
+def _descendants(pid):
+    "The process ids below `pid` (from /proc), children first."
+    kids = {}
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit(): continue
+        try: ppid = int((d/'stat').read_text().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError): continue
+        kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], list(kids.get(pid, []))
+    while todo: c = todo.pop(0); out.append(c); todo += kids.get(c, [])
+    return out
+
+def _kill_job(pid):
+    "SIGKILL a torchrun job: its own process group, and its workers, which torchrun starts in sessions of their own."
+    workers = _descendants(pid)
+    os.killpg(pid, signal.SIGKILL)
+    for w in workers:
+        try: os.killpg(w, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError): pass
+        try: os.kill(w, signal.SIGKILL)
+        except ProcessLookupError: pass
+
+def _wait_unlocked(run_dir, timeout=60):
+    "Wait until no process holds the run directory's lock (a SIGKILLed process releases it when the kernel closes its files)."
+    import fcntl
+    t0 = time.time()
+    with open(Path(run_dir)/'.lock', 'rb') as f:
+        while True:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); fcntl.flock(f, fcntl.LOCK_UN); return
+            except OSError:
+                assert time.time() - t0 < timeout, f"{run_dir} is still locked {timeout}s after its run was killed"
+                time.sleep(0.05)
+
 def test_nae_train_under_torchrun_logs_once_and_resumes(tmp_path):
     ref = tmp_path/'ref'
     r = torchrun('--no-python', 'nae_train', '--out', ref, *ARGS)
@@ -66,7 +99,8 @@ def test_nae_train_under_torchrun_logs_once_and_resumes(tmp_path):
     t0 = time.time()
     while not reached(out, 'nae', 20) and p.poll() is None and time.time() - t0 < 300: time.sleep(0.01)
     assert p.poll() is None, "the run finished before it could be killed: make it longer"
-    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    _kill_job(p.pid); p.wait()
+    _wait_unlocked(out)   # the kernel releases a killed worker's lock when it closes its files
     assert not (out/'model.pt').exists()
     one = run_cli('nae_train', '--out', out, *ARGS, '--resume', check=False)   # one process cannot continue a 2-process run
     assert one.returncode == 2 and 'written by 2 process(es); this run has 1' in one.stderr, one.stderr
