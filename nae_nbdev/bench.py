@@ -365,6 +365,19 @@ _ROWS = [('AE step (ms)', 'ae_step_ms', '{:.1f}'), ('  reference AE step (ms)', 
 
 def _load_str(load): return 'n/a' if not load else '(' + ', '.join(f'{v:.2f}' for v in load) + ')'
 
+def _notes(out:dict, md:bool=False) -> list:
+    "The lines under the table: the same-maths check of each setting, then the targets (`md`: with bold verdicts)."
+    b = (lambda t: f"**{t}**") if md else (lambda t: t)
+    notes = []
+    for r in out['results']:
+        c = r.get('check')
+        if c: notes.append(f"same maths ({r['setting']}): energies {max(c['energy_data'], c['energy_neg']):.1e}, input gradients "
+                           f"{max(c['grad_data'], c['grad_neg']):.1e}, parameter gradients {c['param_grad']:.1e} (tolerance "
+                           f"{c['tol']:.0e}), FLOPs library/reference {c['flops_ratio']:.3f}: {b('OK' if c['ok'] else 'FAILED')}")
+    for k, t in out['targets'].items():
+        notes.append(f"target {k}: {t['value']:.2f} (≥ {t['target']}) {b('met' if t['met'] else 'not met')}")
+    return notes
+
 def format_table(out:dict, # what `run_benchmark` returns
                  fmt:str='text', # 'text' (fixed width, for a terminal) or 'md' (a Markdown table, for notebooks)
                 ) -> str:
@@ -379,13 +392,7 @@ def format_table(out:dict, # what `run_benchmark` returns
         if not any(k in r for r in rs): continue
         val = lambda r: '-' if r.get(k) is None else fmt.format(r[k] / 1e9 if k == 'flops_iter' else r[k])
         lines.append(f"{label:38s}" + ''.join(f"{val(r):>{w}s}" for r in rs))
-    for r in rs:
-        c = r.get('check')
-        if c: lines.append(f"same maths ({r['setting']}): energies {max(c['energy_data'], c['energy_neg']):.1e}, input grads "
-                           f"{max(c['grad_data'], c['grad_neg']):.1e}, parameter grads {c['param_grad']:.1e} (tol {c['tol']:.0e}), "
-                           f"FLOPs lib/ref {c['flops_ratio']:.3f}: {'OK' if c['ok'] else 'FAILED'}")
-    for k, t in out['targets'].items():
-        lines.append(f"target {k}: {t['value']:.2f} (>= {t['target']}) {'met' if t['met'] else 'NOT met'}")
+    lines += _notes(out)
     return '\n'.join(lines)
 
 def _format_md(out:dict) -> str:
@@ -398,14 +405,7 @@ def _format_md(out:dict) -> str:
         rows.append([('&emsp;' if sub else '') + label.strip()] +
                     ['-' if r.get(k) is None else fmt.format(r[k] / 1e9 if k == 'flops_iter' else r[k]) for r in rs])
     cap = f"`nae_bench` on {out['hardware']}; {out['threads']} thread(s); {out['date']}; load average {_load_str(out['load_before'])}"
-    notes = []
-    for r in rs:
-        c = r.get('check')
-        if c: notes.append(f"same maths ({r['setting']}): energies {max(c['energy_data'], c['energy_neg']):.1e}, input gradients "
-                           f"{max(c['grad_data'], c['grad_neg']):.1e}, parameter gradients {c['param_grad']:.1e} (tolerance "
-                           f"{c['tol']:.0e}), FLOPs library/reference {c['flops_ratio']:.3f}: **{'OK' if c['ok'] else 'FAILED'}**")
-    for k, t in out['targets'].items():
-        notes.append(f"target {k}: {t['value']:.2f} (≥ {t['target']}) **{'met' if t['met'] else 'not met'}**")
+    notes = _notes(out, md=True)
     return '\n\n'.join([cap, md_table([''] + [r['setting'] for r in rs], rows)] + (['\n'.join(f'* {n}' for n in notes)] if notes else []))
 
 # %% ../nbs/49_bench.ipynb #defdb09f
