@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import torch
-from torch.utils.data import Dataset, DataLoader
+from torch.utils.data import Dataset, DataLoader, Subset
+from scipy.special import erf
 from fastcore.basics import store_attr, patch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
@@ -24,7 +25,7 @@ __all__ = ['DETECTORS', 'DetectorNotFitted', 'NAEDetector', 'AEDetector']
 class DetectorNotFitted(NAEError, NotFittedError):
     "A detector was used before `fit`: an `NAEError` that scikit-learn also recognises as its `NotFittedError`."
 
-_RANGE_FIX = ("Pass scale='minmax' to the detector: it fits a per-feature min-max scaler on the training data "
+_RANGE_FIX = ("Pass scale='auto' (the default) or scale='minmax' to the detector: it fits a per-feature min-max scaler on the training data "
               "(the fitted attributes scale_min_ and scale_range_) and applies it in decision_function and predict. "
               "Or scale X to [0, 1] yourself (x/255 for 8-bit images).")
 
@@ -34,16 +35,17 @@ def _check_input(X, # array-like (N, D), (N, H, W) or (N, C, H, W)
                  bounded:bool=True, # refuse values outside [0, 1]; False: a scaler takes care of the range
                  quiet:bool=False, # no warning when uint8 input is divided by 255
                 ) -> torch.Tensor:
-    "`as_images` for detectors: a float tensor (float64 when `bounded=False`), with fixes that fit the detector API."
+    "`as_images` for detectors: a float tensor (float64 when `bounded=False`, except uint8 input, divided by 255), with fixes that fit the detector API."
     try:
-        if bounded: return as_images(X, name, shape=shape, quiet=quiet)
+        if bounded or getattr(X, 'dtype', None) in (np.uint8, torch.uint8): return as_images(X, name, shape=shape, quiet=quiet)
         x = X.double() if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X, dtype=np.float64))
         ok = as_images(torch.where(torch.isfinite(x), x.clamp(0, 1), x), name, shape=shape, quiet=True)  # all checks but the range
         return x.reshape(ok.shape)
     except NAEError as e:
         if 'outside [0, 1]' in e.problem: raise NAEError(e.problem, _RANGE_FIX) from None
         if shape is not None and 'but the model expects' in e.problem:
-            raise NAEError(e.problem.replace('the model expects', 'the detector was fitted on'),
+            raise NAEError(e.problem.replace('the model expects', 'the detector was fitted on').rstrip('.')
+                           + f" (n_features_in_ = {int(np.prod(shape))}).",
                            "Pass samples with the features (or image size) of the training data, or fit the detector on this kind of data.") from None
         raise
     except (TypeError, ValueError) as ex:   # e.g. strings, or a numpy array of dtype object, which torch cannot read
@@ -69,23 +71,49 @@ class _Checked(Batches):
                  name:str='X', # for error messages
                  shape:tuple|None=None, # the per-sample shape every batch must have; None: any
                  ordered:bool=False, # serve every sample once, in dataset order (for scoring)
+                 bounded:bool=True, # refuse values outside [0, 1] (training); False: score them (scoring)
                  **kw): # passed to `Batches`: batch_size, seed, ...
         super().__init__(data, **kw)
         if ordered: self.shuffle, self.drop_last = False, False
-        self.name, self.shape, self.quiet = name, shape, False
+        self.name, self.shape, self.quiet, self.bounded = name, shape, False, bounded
 
     def epoch(self, epoch:int, start:int=0):
         for b in super().epoch(epoch, start):
-            x = _check_input(b, self.name, self.shape, quiet=self.quiet)
+            x = _check_input(b, self.name, self.shape, bounded=self.bounded, quiet=self.quiet).float()
             self.quiet = True   # warn about uint8 once
             yield x
 
 # %% ../nbs/48_detector.ipynb #b593b895
 _STREAM_SCALE = ("scale='minmax' works on arrays only (the scaler is fitted on the training array and applied to arrays); got a {}.",
                  "Pass the data as a numpy array or tensor (N, D), or scale the Dataset's items to [0, 1] yourself and use scale=None.")
+_SCALES = ('auto', 'minmax', None)
+
+def _in_unit_range(X) -> bool:
+    "Whether the array `X` can be used as it is: uint8, or all finite values in [0, 1] once rounded to float32 (a Dataset or DataLoader: True)."
+    if isinstance(X, (Dataset, DataLoader)) or getattr(X, 'dtype', None) in (np.uint8, torch.uint8): return True
+    try: x = X.detach().float().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float32)   # as the model sees them
+    except (TypeError, ValueError): return True   # unreadable: `_check_input` raises the clear error
+    x = x[np.isfinite(x)]
+    return x.size == 0 or (x.min() >= 0 and x.max() <= 1)
+
+def _calib_split(n:int, # number of training samples
+                 frac:float, # fraction to hold out
+                 seed:int, # the training seed
+                ) -> tuple[np.ndarray, np.ndarray]:
+    "Sorted indices (fit, calibration): `round(frac*n)` samples drawn at random are held out; none if `frac` is 0 or `n` < 10."
+    k = int(round(frac * n)) if n >= 10 else 0
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+def _conformal_threshold(s:np.ndarray, # scores of n held-out normal samples
+                         c:float, # the fraction of new normal samples we accept to flag
+                        ) -> float:
+    "The k-th smallest of `s`, k = ceil((n+1)(1-c)) (at most n): a new exchangeable score exceeds it with probability at most c."
+    k = min(len(s), int(np.ceil((len(s) + 1) * (1 - c) - 1e-9)))
+    return float(np.sort(s)[k - 1])
 
 class _Detector(BaseEstimator):
-    "What the detectors share: input checks, the optional scaler, the threshold, scoring and persistence."
+    "What the detectors share: input checks, the scaler, the calibrated threshold, scoring and persistence."
     _model_kind = None   # the `make_model` kind; subclasses define it, `__init__`, `_model_kw` and `_train`
 
     def _check_params(self):
@@ -93,9 +121,14 @@ class _Detector(BaseEstimator):
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 0.5:
             raise NAEError(f"contamination={c!r}: it must be a number in (0, 0.5], the expected fraction of outliers.",
                            "Pass e.g. contamination=0.1 (the default); it only sets threshold_, used by predict().")
-        if self.scale not in (None, 'minmax'):
+        if self.scale not in _SCALES:
             raise NAEError(f"scale={self.scale!r} is not a scaling we know.",
-                           "Pass scale=None (data already in [0, 1]) or scale='minmax' (fit a min-max scaler on the training data).")
+                           "Pass scale='auto' (the default: min-max scaling unless the data lie in [0, 1]), scale='minmax' "
+                           "(always fit a min-max scaler on the training data) or scale=None (data already in [0, 1]).")
+        f = self.calibration
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 0.5:
+            raise NAEError(f"calibration={f!r}: it must be a fraction in [0, 0.5] of the training data.",
+                           "Pass e.g. calibration=0.15 (the default) to hold out 15% of X to set threshold_, or 0 to use the training scores.")
 
     def _seed(self) -> int:
         "The training seed: `random_state` if it is an int, else one drawn from it (scikit-learn's convention)."
@@ -110,17 +143,32 @@ class _Detector(BaseEstimator):
             raise DetectorNotFitted(f"This {type(self).__name__} is not fitted yet.",
                                     f"Call fit(X_train) first, or {type(self).__name__}.load(path) for a saved detector.")
 
-    def _as_data(self, X, name:str, fitting:bool=False, seed:int=0):
-        "Checked data: a float tensor (N, *x_shape) in [0, 1] (scaled if asked), or `_Checked` batches for Datasets."
-        shape = None if fitting else self.x_shape_
-        scaled = self.scale == 'minmax' if fitting else self.scale_min_ is not None
+    def _as_data(self, X, name:str):
+        "Data to score: a float tensor (N, *x_shape), scaled if the detector has a scaler, or `_Checked` batches for Datasets. Any finite value is accepted."
         if isinstance(X, (Dataset, DataLoader)):
+            if self.scale_min_ is not None: raise NAEError(_STREAM_SCALE[0].format(type(X).__name__), _STREAM_SCALE[1])
+            return _Checked(X, name, self.x_shape_, ordered=True, bounded=False, batch_size=256)
+        x = _check_input(X, name, self.x_shape_, bounded=False)
+        return x.float() if self.scale_min_ is None else _minmax(x, self.scale_min_, self.scale_range_)
+
+    def _fit_data(self, X, seed:int):
+        "Training and calibration data: checked, split (`calibration`) and scaled on the training part."
+        scaled = self.scale == 'minmax' or (self.scale == 'auto' and not _in_unit_range(X))
+        if isinstance(X, DataLoader):   # a loader keeps its own sampler: no split
             if scaled: raise NAEError(_STREAM_SCALE[0].format(type(X).__name__), _STREAM_SCALE[1])
-            return _Checked(X, name, shape, ordered=not fitting, batch_size=self.batch_size if fitting else 256, seed=seed)
-        x = _check_input(X, name, shape, bounded=not scaled)
-        if not scaled: return x
-        if fitting: self.scale_min_, self.scale_range_ = _minmax_fit(x)
-        return _minmax(x, self.scale_min_, self.scale_range_)
+            return _Checked(X, 'X', batch_size=self.batch_size, seed=seed), None, np.zeros(0, dtype=int)
+        if isinstance(X, Dataset):
+            if scaled: raise NAEError(_STREAM_SCALE[0].format(type(X).__name__), _STREAM_SCALE[1])
+            fit_idx, cal_idx = _calib_split(len(X), self.calibration, seed)
+            fit = _Checked(Subset(X, fit_idx.tolist()), 'X', batch_size=self.batch_size, seed=seed)
+            cal = _Checked(Subset(X, cal_idx.tolist()), 'X', ordered=True, batch_size=256) if len(cal_idx) else None
+            return fit, cal, cal_idx
+        x = _check_input(X, 'X', bounded=not scaled)
+        fit_idx, cal_idx = _calib_split(len(x), self.calibration, seed)
+        if scaled:
+            self.scale_min_, self.scale_range_ = _minmax_fit(x[fit_idx])
+            x = _minmax(x, self.scale_min_, self.scale_range_)
+        return x[fit_idx], (x[cal_idx] if len(cal_idx) else None), cal_idx
 
     def _scores(self, data) -> np.ndarray:
         "The model's outlier score of every sample of `data` (tensor or `_Checked`), in order, as float64."
@@ -132,30 +180,37 @@ class _Detector(BaseEstimator):
 
     def fit(self, X, # inliers: array/tensor (N, D), (N, H, W) or (N, C, H, W), a torch Dataset, or a DataLoader
             y:None=None): # ignored (scikit-learn API)
-        "Train on `X` (assumed to be mostly inliers), then set `threshold_` from the training scores; returns `self`."
+        """Train on `X` (assumed to be mostly inliers) and set `threshold_`; returns `self`.
+        A random `calibration` fraction of `X` is held out of training; `threshold_` is the split-conformal
+        `1 - contamination` quantile of the scores of these unseen samples, so `predict` flags at most about a fraction
+        `contamination` of new normal data.
+        With `calibration=0`, or a DataLoader, the quantile of the training scores is used (PyOD's rule), which flags more."""
         self._check_params()
-        for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_'): self.__dict__.pop(a, None)
+        for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_', 'calib_index_', 'n_features_in_'):
+            self.__dict__.pop(a, None)
         self.scale_min_ = self.scale_range_ = None
         seed, device = self._seed(), get_device(self.device)
-        data = self._as_data(X, 'X', fitting=True, seed=seed)
-        if isinstance(data, _Checked): data.shape = x_shape = tuple(next(data.epoch(0)).shape[1:])
-        else: x_shape = tuple(data.shape[1:])
+        fit, cal, cal_idx = self._fit_data(X, seed)
+        x_shape = tuple(next(fit.epoch(0)).shape[1:]) if isinstance(fit, _Checked) else tuple(fit.shape[1:])
+        if isinstance(fit, _Checked): fit.shape = x_shape
+        if isinstance(cal, _Checked): cal.shape = x_shape
         saved = rng_state()   # training seeds the global generators; the caller's state comes back afterwards
         try:
             seed_everything(seed)
             model = self._build(x_shape)
-            self.history_ = self._train(model, data, seed, device)
+            self.history_ = self._train(model, fit, seed, device)
         finally: set_rng_state(saved)
         self.model_, self.x_shape_, self.seed_ = model.eval(), x_shape, seed
-        if isinstance(data, _Checked): data = _Checked(X, 'X', x_shape, ordered=True, batch_size=256)
-        self.decision_scores_ = self._scores(data)
-        self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
+        self.n_features_in_, self.calib_index_ = int(np.prod(x_shape)), cal_idx
+        self.decision_scores_ = self.decision_function(X)
+        self.threshold_ = (_conformal_threshold(self._scores(cal), self.contamination) if cal is not None
+                           else float(np.quantile(self.decision_scores_, 1 - self.contamination)))
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
     def decision_function(self, X # samples shaped like the training data: array, tensor, Dataset or DataLoader
                          ) -> np.ndarray:
-        "The outlier score (the energy) of each sample, shape (N,): **higher = more outlying** (PyOD's convention)."
+        "The outlier score (the energy) of each sample, shape (N,): **higher = more outlying** (PyOD's convention). Values outside the training range are scored, not refused."
         self._check_fitted()
         return self._scores(self._as_data(X, 'X'))
 
@@ -166,9 +221,24 @@ class _Detector(BaseEstimator):
 
     def predict(self, X # samples shaped like the training data
                ) -> np.ndarray:
-        "1 for outliers (score above `threshold_`), 0 for inliers (PyOD's convention)."
+        "1 for outliers (score above `threshold_`, calibrated on held-out training samples), 0 for inliers (PyOD's convention)."
         self._check_fitted()
         return (self.decision_function(X) > self.threshold_).astype(int)
+
+    def predict_proba(self, X, # samples shaped like the training data
+                      method:str='linear', # 'linear': min-max of the training scores; 'unify': Gaussian scaling (Kriegel et al., 2011)
+                     ) -> np.ndarray:
+        """Outlier probability as PyOD computes it, shape (N, 2): column 1 is P(outlier), column 0 is 1 - P(outlier).
+        It is a monotone rescaling of `decision_function` against the training scores `decision_scores_`, not a calibrated probability."""
+        self._check_fitted()
+        s, ref = self.decision_function(X), self.decision_scores_
+        if method == 'linear':
+            lo, hi = ref.min(), ref.max()
+            p = (s - lo) / (hi - lo if hi > lo else 1.)
+        elif method == 'unify': p = erf((s - ref.mean()) / (ref.std() * np.sqrt(2) or 1.))
+        else: raise NAEError(f"method={method!r} is not a conversion we know.", "Pass method='linear' or method='unify'.")
+        p = np.clip(p, 0, 1)
+        return np.stack([1 - p, p], axis=1)
 
     def fit_predict(self, X, # inliers, as for `fit`
                     y:None=None # ignored (scikit-learn API)
@@ -190,7 +260,7 @@ def save(self:_Detector, path:str|Path # the file to write, e.g. 'detector.pt'; 
     t = lambda a: None if a is None else torch.as_tensor(a)
     fitted = dict(x_shape=list(self.x_shape_), seed=self.seed_, threshold=self.threshold_,
                   decision_scores=t(self.decision_scores_), labels=t(self.labels_),
-                  scale_min=t(self.scale_min_), scale_range=t(self.scale_range_))
+                  scale_min=t(self.scale_min_), scale_range=t(self.scale_range_), calib_index=t(self.calib_index_))
     sd = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
     return save_checkpoint(path, dict(detector=type(self).__name__, params=params, fitted=fitted, model=sd))
 
@@ -210,6 +280,8 @@ def load(cls:_Detector, path:str|Path, # a file written by `save`
     det.x_shape_, det.seed_, det.threshold_ = tuple(f['x_shape']), f['seed'], f['threshold']
     det.decision_scores_, det.labels_ = f['decision_scores'].numpy(), f['labels'].numpy()
     det.scale_min_, det.scale_range_ = (None if f[k] is None else f[k].numpy() for k in ('scale_min', 'scale_range'))
+    det.calib_index_ = f['calib_index'].numpy() if f.get('calib_index') is not None else np.zeros(0, dtype=int)   # older files: none
+    det.n_features_in_ = int(np.prod(det.x_shape_))
     model = det._build(det.x_shape_)
     load_model_state(model, ck['model'], params, source=str(path))
     det.model_ = model.to(get_device(det.device)).eval()
@@ -234,8 +306,9 @@ class NAEDetector(_Detector):
                  z_steps:int=10, z_step_size:float=0.2, z_noise:float=0.05, # latent chain (MNIST defaults)
                  x_steps:int=50, x_step_size:float=10., x_noise:float=0.05, # visible chain (MNIST defaults)
                  replay:bool=True, # replay buffer for the latent chains
-                 scale:str|None=None, # None: X must be in [0, 1]; 'minmax': fit a per-feature min-max scaler on the training data
-                 contamination:float=0.1, # expected fraction of outliers in the training data; sets `threshold_`
+                 scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
+                 contamination:float=0.1, # expected fraction of outliers; `predict` flags about this fraction of new normal data
+                 calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
                  device:str|torch.device|None=None, # None: cuda, then mps, then cpu
                  random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
                  verbose:bool=False): # show progress bars
@@ -265,8 +338,9 @@ class AEDetector(_Detector):
                  ae_iters:int=500, # training iterations
                  batch_size:int=128, # ignored for a DataLoader, which keeps its own
                  lr_ae:float=1e-3, # Adam learning rate
-                 scale:str|None=None, # None: X must be in [0, 1]; 'minmax': fit a per-feature min-max scaler on the training data
-                 contamination:float=0.1, # expected fraction of outliers in the training data; sets `threshold_`
+                 scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
+                 contamination:float=0.1, # expected fraction of outliers; `predict` flags about this fraction of new normal data
+                 calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
                  device:str|torch.device|None=None, # None: cuda, then mps, then cpu
                  random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
                  verbose:bool=False): # show progress bars

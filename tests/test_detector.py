@@ -9,8 +9,14 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from torch.utils.data import DataLoader, TensorDataset
 
-from nae_nbdev.core import NAEError
+from sklearn.datasets import load_breast_cancer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from nae_nbdev.core import NAEError, seed_everything
 from nae_nbdev.detector import NAEDetector, AEDetector, DetectorNotFitted
+from nae_nbdev.learner import make_learner, batch_scores
+from nae_nbdev.models import make_model
 
 TINY = dict(dz=4, mult=0.25, ae_iters=5, nae_iters=3, z_steps=2, x_steps=2, batch_size=32, random_state=0)
 AE_TINY = {k: TINY[k] for k in ('dz', 'mult', 'ae_iters', 'batch_size', 'random_state')}
@@ -49,9 +55,12 @@ def test_clone_keeps_params_untouched():
 def test_fit_predict_conventions(X, fitted):
     d = fitted
     assert d.decision_scores_.shape == (80,) and d.decision_scores_.dtype == np.float64
-    assert d.threshold_ == pytest.approx(np.quantile(d.decision_scores_, 0.9))
+    assert d.n_features_in_ == 6 and len(d.calib_index_) == 12       # 15% of 80 held out of training
+    assert d.threshold_ == pytest.approx(d.decision_scores_[d.calib_index_].max())   # ceil(13 * 0.9) = 12: the largest of 12
     np.testing.assert_array_equal(d.labels_, (d.decision_scores_ > d.threshold_).astype(int))
-    assert abs(d.labels_.mean() - 0.1) < 0.03
+    old = NAEDetector(calibration=0, **TINY).fit(X)                 # PyOD's rule: a quantile of the training scores
+    assert len(old.calib_index_) == 0 and abs(old.labels_.mean() - 0.1) < 0.03
+    assert old.threshold_ == pytest.approx(np.quantile(old.decision_scores_, 0.9))
     s = d.decision_function(X)
     np.testing.assert_allclose(s, d.decision_scores_, rtol=1e-6)
     np.testing.assert_array_equal(d.score_samples(X), -s)          # scikit-learn: higher = more normal
@@ -74,6 +83,9 @@ def test_dataset_and_dataloader_inputs(X, fitted):
     np.testing.assert_array_equal(d.decision_scores_, fitted.decision_scores_)
     s = fitted.decision_function(DataLoader(TensorDataset(t), batch_size=9, shuffle=True))
     np.testing.assert_allclose(s, fitted.decision_scores_, rtol=1e-5)   # dataset order, even when shuffled
+    dl = NAEDetector(**TINY).fit(DataLoader(TensorDataset(t), batch_size=16, shuffle=True))
+    assert len(dl.calib_index_) == 0                               # a loader cannot be split: PyOD's rule
+    assert dl.threshold_ == pytest.approx(np.quantile(dl.decision_scores_, 0.9))
 
 
 def test_image_shapes_and_uint8():
@@ -88,12 +100,76 @@ def test_image_shapes_and_uint8():
 
 def test_minmax_scaling(X, fitted):
     Xt = X * np.array([1., 10, 100, 1e3, 5, 0.1]) - 50
-    with pytest.raises(NAEError, match="scale='minmax'"): NAEDetector(**TINY).fit(Xt)
-    d = NAEDetector(scale='minmax', **TINY).fit(Xt)
-    np.testing.assert_allclose(d.scale_min_, Xt.min(0))
-    np.testing.assert_allclose(d.decision_scores_, fitted.decision_scores_, rtol=1e-4)
+    with pytest.raises(NAEError, match="scale='minmax'"): NAEDetector(scale=None, **TINY).fit(Xt)
+    d = NAEDetector(**TINY).fit(Xt)                                # scale='auto': Xt is not in [0, 1], so min-max
+    fit_rows = np.setdiff1d(np.arange(len(X)), d.calib_index_)
+    np.testing.assert_allclose(d.scale_min_, Xt[fit_rows].min(0))  # the scaler sees the training part only
+    np.testing.assert_allclose(d.scale_range_, np.ptp(Xt[fit_rows], 0))
+    np.testing.assert_array_equal(NAEDetector(scale='minmax', **TINY).fit(Xt).decision_scores_, d.decision_scores_)
     far = Xt[:1] * 3                                               # far outside the training range: not clipped
     assert d.decision_function(far)[0] > d.decision_scores_.max() and d.predict(far)[0] == 1
+
+
+def test_standardised_float64_input():
+    Z = np.random.default_rng(0).standard_normal((60, 5))          # float64, negative values
+    for det in (NAEDetector(**TINY), AEDetector(**AE_TINY)):
+        d = det.fit(Z)
+        assert d.scale_min_ is not None and d.n_features_in_ == 5
+        assert np.isfinite(d.decision_function(Z * 10)).all()
+
+
+def test_images_in_unit_range_are_not_rescaled():
+    """Images in [0, 1] go to the model unchanged: with calibration=0 the detector is exactly a model
+    trained by `make_learner` on the raw images, as before the scaler existed."""
+    imgs = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    imgs[:, :, 0] = 0.                                               # a constant row, as digit borders are
+    d = AEDetector(calibration=0, **AE_TINY).fit(imgs.numpy())
+    assert d.scale_min_ is None
+    seed_everything(0)
+    m = make_model('ae', (1, 8, 8), net='auto', dz=4, mult=0.25, spherical=False)
+    make_learner(m, imgs, loss='train_loss', lr=1e-3, n_iters=5, batch_size=32, seed=0, device='cpu',
+                 name='ae', progress=False).fit()
+    np.testing.assert_allclose(d.decision_scores_, batch_scores(m.eval(), imgs).double().numpy(), rtol=1e-6)
+
+
+def test_minmax_pipeline_scores_rows_outside_the_fitted_range():
+    x, y = load_breast_cancer(return_X_y=True)
+    ben = x[y == 1]                                                # benign as normal
+    tr, te = ben[:250], np.concatenate([ben[250:], x[y == 0]])
+    pipe = make_pipeline(MinMaxScaler(), NAEDetector(dz=8, mult=0.5, ae_iters=150, nae_iters=10, z_steps=2,
+                                                     x_steps=5, random_state=0)).fit(tr)
+    s = pipe.decision_function(te)                                 # no error on out-of-range rows
+    z = pipe[0].transform(te)
+    out = ((z < 0) | (z > 1)).any(1)
+    inlier = ~out & (np.arange(len(te)) < len(ben) - 250)          # unseen benign rows inside the fitted range
+    assert out.sum() > 20 and inlier.sum() > 20
+    assert s[out].mean() > s[inlier].mean()
+    assert pipe.predict(te).shape == (len(te),)
+    assert pipe[-1].scale_min_ is None                             # MinMaxScaler output (1 + rounding) counts as [0, 1]
+
+
+def test_conformal_threshold_flags_at_most_contamination():
+    from nae_nbdev.detector import _conformal_threshold
+    assert _conformal_threshold(np.arange(100.), 0.1) == 90.    # the ceil(101 * 0.9) = 91st smallest
+    assert _conformal_threshold(np.arange(20.), 0.1) == 18.     # 21 * 0.9 = 18.9: the 19th (no rounding slip)
+    rng = np.random.default_rng(0)                                 # exchangeable scores: P(new > threshold) = 1 - 19/21
+    s = rng.standard_normal((20000, 21))
+    rate = np.mean([row[20] > _conformal_threshold(row[:20], 0.1) for row in s])
+    assert abs(rate - 2 / 21) < 0.008
+
+
+def test_predict_proba():
+    Z = np.random.default_rng(1).standard_normal((60, 4))
+    d = AEDetector(**AE_TINY).fit(Z)
+    for method in ('linear', 'unify'):
+        p = d.predict_proba(np.concatenate([Z, Z * 20]), method=method)
+        assert p.shape == (120, 2) and ((p >= 0) & (p <= 1)).all()
+        np.testing.assert_allclose(p.sum(1), 1)
+        s = d.decision_function(np.concatenate([Z, Z * 20]))
+        assert (np.diff(p[np.argsort(s), 1]) >= 0).all()           # monotone in the score
+    p = d.predict_proba(Z)[:, 1]
+    np.testing.assert_allclose(p, (d.decision_scores_ - d.decision_scores_.min()) / np.ptp(d.decision_scores_))
+    with pytest.raises(NAEError, match='linear'): d.predict_proba(Z, method='rank')
 
 
 def test_save_load_round_trip(tmp_path, X):
@@ -103,7 +179,8 @@ def test_save_load_round_trip(tmp_path, X):
     e = NAEDetector.load(p)
     assert e.get_params() == d.get_params()
     np.testing.assert_array_equal(e.decision_function(X * 4), d.decision_function(X * 4))
-    for a in ('threshold_', 'decision_scores_', 'labels_', 'scale_min_', 'scale_range_', 'x_shape_', 'seed_'):
+    for a in ('threshold_', 'decision_scores_', 'labels_', 'scale_min_', 'scale_range_', 'x_shape_', 'seed_',
+              'calib_index_', 'n_features_in_'):
         np.testing.assert_array_equal(getattr(e, a), getattr(d, a))
     with pytest.raises(NAEError, match=r'NAEDetector\.load'): AEDetector.load(p)
     a = AEDetector(random_state=np.random.RandomState(0), contamination=np.float64(0.2),
@@ -123,6 +200,7 @@ def test_save_load_round_trip(tmp_path, X):
     (lambda X: NAEDetector(**TINY).fit(np.array([['a'] * 6], dtype=object)), 'cannot be read|dtype'),
     (lambda X: NAEDetector(contamination=0.6).fit(X), r'contamination.*\(0, 0\.5\]'),
     (lambda X: NAEDetector(contamination=True).fit(X), 'contamination'),
+    (lambda X: NAEDetector(calibration=0.7).fit(X), r'calibration.*\[0, 0\.5\]'),
     (lambda X: NAEDetector(scale='zscore').fit(X), "scale='minmax'"),
     (lambda X: NAEDetector(net='conv28').fit(X), 'conv28'),
     (lambda X: NAEDetector(dz=0).fit(X), 'latent size'),
@@ -136,8 +214,9 @@ def test_bad_inputs_raise_clear_errors(X, make, match):
 
 
 def test_bad_inputs_after_fit(X, fitted):
-    with pytest.raises(NAEError, match='fitted on'): fitted.decision_function(X[:, :5])
-    with pytest.raises(NAEError, match="scale='minmax'"): fitted.predict(X + 1)
+    with pytest.raises(NAEError, match=r'fitted on \(6,\) \(n_features_in_ = 6\)'): fitted.decision_function(X[:, :5])
+    assert fitted.predict(X + 1).shape == (80,)                    # outside the training range: scored, not refused
+    assert fitted.decision_function(X + 1).mean() > fitted.decision_scores_.mean()
     with pytest.raises(NAEError, match='NaN'): fitted.score_samples(np.where(X > 0.5, np.inf, X))
 
 
