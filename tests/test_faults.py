@@ -44,9 +44,12 @@ def test_wrong_channels_and_spatial_size():
     refused('wrong feature count', lambda: tiny_det().fit(np.random.rand(40, 6)).decision_function(np.random.rand(4, 7)), '6')
 
 def test_out_of_range_and_uint8():
-    "Policy (documented in core.as_images): float outside [0,1] is an error; uint8 is divided by 255 with a warning."
-    refused('values outside [0, 1]', lambda: tiny_det().fit(np.random.rand(40, 6) * 10), 'outside [0, 1]', 'minmax')
-    det = tiny_det(scale='minmax').fit(np.random.rand(40, 6) * 10)   # the documented way out
+    "Policy (documented in the detector): with scale=None, floats outside [0,1] are an error; the default scale='auto' fits a"
+    "min-max scaling inside and scores rows outside the training range; uint8 is divided by 255 with a warning."
+    refused('values outside [0, 1] with scale=None', lambda: tiny_det(scale=None).fit(np.random.rand(40, 6) * 10), 'outside [0, 1]', 'minmax')
+    det = tiny_det().fit(np.random.rand(40, 6) * 10)   # the default: scaled inside
+    assert det.decision_function(np.random.rand(3, 6) * 20).shape == (3,); tried('out of range at fit and at scoring, default scale', 'scaled inside; scored')
+    det = tiny_det(scale='minmax').fit(np.random.rand(40, 6) * 10)
     assert det.decision_function(np.random.rand(3, 6) * 10).shape == (3,); tried('out of range with scale=minmax', 'scaled')
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter('always')
