@@ -14,7 +14,7 @@ from .core import NAEError
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'rng_state', 'set_rng_state', 'check_safe', 'versions', 'atomic_write', 'save_checkpoint',
-           'load_checkpoint', 'load_model_state', 'RunLock', 'holds_run_lock']
+           'write_json', 'load_checkpoint', 'load_model_state', 'RunLock', 'holds_run_lock']
 
 # %% ../nbs/30_checkpoint.ipynb #6d3dc97a
 def rng_state() -> dict:
@@ -107,6 +107,12 @@ def save_checkpoint(path:str|Path, # where the checkpoint goes; its directory mu
     payload = dict(state, format_version=FORMAT_VERSION, versions=versions())
     check_safe(payload)
     return atomic_write(path, lambda f: torch.save(payload, f))
+
+def write_json(path:str|Path, # the file to write (config.json, metrics.json, ...)
+               obj, # anything `json.dumps` can write; other objects are written as `str(obj)`
+              ) -> Path:
+    "Write `obj` as indented JSON, atomically like the checkpoints (`atomic_write`)."
+    return atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))
 
 # %% ../nbs/30_checkpoint.ipynb #821062a1
 def load_checkpoint(path:str|Path, # a file written by `save_checkpoint`

@@ -16,7 +16,7 @@ from torch.utils.data.distributed import DistributedSampler
 import torch.distributed as dist
 from tqdm.auto import tqdm
 from .core import NAEError, get_device, seed_everything
-from .checkpoint import rng_state, set_rng_state, atomic_write, save_checkpoint, load_checkpoint, load_model_state, RunLock
+from .checkpoint import rng_state, set_rng_state, atomic_write, save_checkpoint, load_checkpoint, load_model_state, RunLock, write_json
 from .metrics import auroc
 
 # %% auto #0
@@ -790,7 +790,7 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
             nae.fit()
         except TrainingDiverged as e:   # the run's verdict, where the run's results would go
             if rd is not None and main:
-                atomic_write(rd/'metrics.json', lambda f: f.write(json.dumps(dict(guard=guard_events([ae, nae]), stopped=e.problem), indent=2).encode()))
+                write_json(rd/'metrics.json', dict(guard=guard_events([ae, nae]), stopped=e.problem))
             raise
     run = NAERun(ae, nae)
     if final == 'best' and run.best is not None:

@@ -14,7 +14,7 @@ from .models import make_model
 from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world, NegativesCB, TrainingDiverged
 from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
 from .metrics import ood_report, metrics_table, tv_distance, kl_divergence
-from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, atomic_write, holds_run_lock
+from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, write_json, holds_run_lock
 from .presets import preset
 
 # %% auto #0
@@ -116,9 +116,6 @@ def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or
 _FREE_ON_RESUME = ('device', 'download', 'data_root')   # where the data and the compute are, not what is trained
 _ADDED = dict(ae_l2=False)   # settings added after runs were saved: their value in an older run directory
 
-def _dump(path, obj): # JSON written atomically (temp file, fsync, rename), like the checkpoints
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))
-
 @holds_run_lock('out')   # one process per run directory: a second one stops before it writes anything
 def train_run(cfg:dict, # a preset (see `presets.preset`)
               out:str|Path|None=None, # run directory; None: keep everything in memory
@@ -144,7 +141,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     seed_everything(cfg['seed'])
     data = experiment_data(cfg, verbose)
     model = experiment_model(cfg, data['x_shape']).to(device)
-    if rd is not None and main: _dump(rd/'config.json', cfg)
+    if rd is not None and main: write_json(rd/'config.json', cfg)
     if verbose: print(f"{cfg.get('preset', 'custom')}: {cfg['model']} on {cfg['dataset']} {data['x_shape']}, "
                       f"{len(data['train'])} train / {len(data['val'])} val / {len(data['test_in'])} test inliers; "
                       f"device {device}; {hardware_info()}")
@@ -183,7 +180,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     if rd is not None and main:
         save_checkpoint(rd/'model.pt', dict(model=model.state_dict(), config=cfg, x_shape=list(data['x_shape']),
                                             sampler=model.sampler.state_dict() if hasattr(model, 'sampler') else {}))
-        _dump(rd/'metrics.json', metrics)
+        write_json(rd/'metrics.json', metrics)
     if verbose: print(format_metrics(metrics)); print(f"wall time {elapsed:.1f}s")
     if own_group: finish_distributed()
     return dict(metrics=metrics, model=model, data=data, run=run, time=elapsed)
