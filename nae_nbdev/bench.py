@@ -4,21 +4,21 @@
 
 # %% ../nbs/49_bench.ipynb #662868a7
 from __future__ import annotations
-import os, sys, time, copy, json as _json, resource, statistics
+import os, sys, time, copy, json as _json, resource, statistics, subprocess
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from fastcore.script import call_parse
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .presets import preset
-from .samplers import accelerate, energy_grad, fast_matmul, _COMPILED
+from .samplers import accelerate, energy_grad, fast_matmul, _COMPILED, ChainGraph, frozen
 from .run import experiment_model, md_table
 from .cli import cli_command, fix_argv
 
 # %% auto #0
 __all__ = ['SETTINGS', 'TARGETS', 'bench_config', 'timed', 'reset_peak_memory', 'peak_memory_mb', 'count_flops', 'matmul_gflops',
            'ref_energy', 'ref_loss', 'reference_iteration', 'check_same_maths', 'bench_setting', 'run_benchmark',
-           'format_table', 'nae_bench']
+           'format_table', 'chain_step_ms', 'concurrent_throughput', 'nae_bench']
 
 # %% ../nbs/49_bench.ipynb #789859ba
 SETTINGS = dict(
@@ -224,7 +224,9 @@ class _Split:
     def parts(self, total:tuple) -> dict:
         "(wall, CPU) seconds of the latent chain (with replay and decoding), the visible chain, and the rest (the update)."
         d = lambda a, b: tuple(v - u for u, v in zip(self.t[a], self.t[b]))
-        z, x, smp = d('s0', 'x0'), d('x0', 'x1'), d('s0', 's1')
+        smp = d('s0', 's1')
+        if 'x0' not in self.t: z = x = (float('nan'),) * 2        # a captured step: one graph, no split between the chains
+        else: z, x = d('s0', 'x0'), d('x0', 'x1')
         return dict(z=z, x=x, chains=smp, update=tuple(t - v for t, v in zip(total, smp)))
 
 def bench_setting(name:str, # a key of SETTINGS
@@ -236,6 +238,8 @@ def bench_setting(name:str, # a key of SETTINGS
                   compile:str|None=None, # torch.compile mode for the chains' energy gradient ('default', 'reduce-overhead')
                   iters:int=0, # also time this many consecutive iterations (422: one MNIST epoch at batch 128)
                   seed:int=0,
+                  capture:bool=True, # OMI's CUDA-graph chains where they work (CUDA); False: eager chains
+                  bf16:bool=False, # bfloat16 autocast in the chains' energy gradients
                  ) -> dict:
     "Measure one setting: AE step, NAE iteration (latent chain, visible chain, update), throughputs, memory, FLOPs; and the reference."
     t_start = time.time()
@@ -245,7 +249,8 @@ def bench_setting(name:str, # a key of SETTINGS
     B, xs = cfg['batch_size'], cfg['x_shape']
     model = experiment_model(cfg, xs).to(dev)
     s = model.sampler
-    s.fast_math, s.compile = fast_math, (True if compile == 'default' else compile) or False
+    s.fast_math, s.compile, s.bf16 = fast_math, (True if compile == 'default' else compile) or False, bf16
+    if hasattr(s, 'capture'): s.capture = capture
     opt = torch.optim.Adam(model.parameters(), lr=cfg['lr_nae'])
     x = torch.rand(B, *xs, device=dev) if model.x_bounds is not None else torch.randn(B, *xs, device=dev)
     ref = accelerate(copy.deepcopy(model), False) if reference else None
@@ -284,18 +289,21 @@ def bench_setting(name:str, # a key of SETTINGS
     ref_peak = None
     if reference: reset_peak_memory(dev); ref_iter(); ref_peak = peak_memory_mb(dev)
 
-    comp = s.compile; s.compile = False               # FLOPs are counted on the eager path (same maths)
+    comp, cap = s.compile, getattr(s, 'capture', False)
+    s.compile, s.capture = False, False               # FLOPs are counted on the eager path (same maths; a replay hides its ops)
     try:
         fl = dict(z=count_flops(lambda: s.run(model, B, dev, x_steps=0)), chains=count_flops(lambda: s(model, x)),
                   iter=count_flops(nae_iter))
         if reference: fl['ref'] = count_flops(ref_iter)
-    finally: s.compile = comp
+    finally: s.compile, s.capture = comp, cap
 
     res = dict(setting=name, label=cfg['label'], device=str(dev), batch=B, z_steps=cfg['z_steps'], x_steps=cfg['x_steps'],
                net=cfg['net'], mult=cfg['mult'], repeats=repeats, fast_math=fast_math, compile=compile,
-               threads=torch.get_num_threads())
-    res.update(ae_step_ms=1e3 * med['ae'], iter_ms=1e3 * med['iter'], z_chain_ms=1e3 * med['z'],
-               x_chain_ms=1e3 * med['x'], update_ms=1e3 * med['update'], first_chain_ms=1e3 * t_first,
+               threads=torch.get_num_threads(), bf16=bf16,
+               captured=bool(getattr(s, '_graph', None) is not None and not getattr(s, '_capture_failed', False)))
+    nan_none = lambda v: None if v != v else v
+    res.update(ae_step_ms=1e3 * med['ae'], iter_ms=1e3 * med['iter'], z_chain_ms=nan_none(1e3 * med['z']),
+               x_chain_ms=nan_none(1e3 * med['x']), update_ms=1e3 * med['update'], first_chain_ms=1e3 * t_first,
                langevin_img_steps_per_s=B * (cfg['z_steps'] + cfg['x_steps']) / med['chains'],
                score_img_per_s=len(x_score) / med['score'], peak_mem_mb=peak,
                flops_iter=fl['iter'], flops_chains=fl['chains'], flops_z_chain=fl['z'],
@@ -408,6 +416,67 @@ def _format_md(out:dict) -> str:
     notes = _notes(out, md=True)
     return '\n\n'.join([cap, md_table([''] + [r['setting'] for r in rs], rows)] + (['\n'.join(f'* {n}' for n in notes)] if notes else []))
 
+# %% ../nbs/49_bench.ipynb #a1fd693b
+def chain_step_ms(name:str='paper', # a key of SETTINGS
+                  batch:int|None=None, # override the batch size
+                  steps:int=50, # visible-chain steps per timed run
+                  precision:str='tf32', # 'fp32', 'tf32' (`fast_math`) or 'bf16' (autocast)
+                  captured:bool=False, # replay a `ChainGraph` (CUDA only) instead of running eagerly
+                  repeats:int=3, device:str|torch.device|None=None, seed:int=0,
+                 ) -> float:
+    "Milliseconds per visible-chain step (energy, input gradient, update) of setting `name`, median of `repeats`."
+    cfg = bench_config(name, batch)
+    dev = get_device(device); seed_everything(seed)
+    model = experiment_model(cfg, cfg['x_shape']).to(dev)
+    s = model.sampler
+    s.fast_math, s.bf16 = precision == 'tf32', precision == 'bf16'
+    x = torch.rand(cfg['batch_size'], *cfg['x_shape'], device=dev)
+    if x.ndim == 4: x = x.contiguous(memory_format=torch.channels_last)   # as a decoder with channels-last weights returns it
+    chain = lambda x0: s.x_chain(model, x0, n_steps=steps, sync=False).x
+    if captured:
+        with frozen(model): g = ChainGraph(chain, x)
+        run = lambda: g(x)
+    else: run = lambda: chain(x)
+    ts = [timed(run, dev) for _ in range(repeats + 1)][1:]
+    return 1e3 * _median(ts) / steps
+
+def _throughput_worker(name:str, seconds:float, start_at:float, device:str, capture:bool):
+    "One process of `concurrent_throughput`: warm up, wait for the common start, train for `seconds`, print iterations/s."
+    cfg = bench_config(name); dev = get_device(device); seed_everything(0)
+    model = experiment_model(cfg, cfg['x_shape']).to(dev)
+    if hasattr(model.sampler, 'capture'): model.sampler.capture = capture
+    opt = torch.optim.Adam(model.parameters(), lr=cfg['lr_nae'])
+    x = torch.rand(cfg['batch_size'], *cfg['x_shape'], device=dev)
+    def step(): loss, _ = model.train_loss(x); opt.zero_grad(); loss.backward(); opt.step()
+    for _ in range(2): step()
+    _sync(dev); late = time.time() - start_at
+    if late < 0: time.sleep(-late)
+    n, t0 = 0, time.time()
+    while time.time() - t0 < seconds: step(); n += 1
+    _sync(dev); print(_json.dumps(dict(iters=n, seconds=time.time() - t0, late_s=max(0., late))))
+
+def concurrent_throughput(name:str='paper', # a key of SETTINGS
+                          procs:int=10, # processes training at the same time
+                          seconds:float=10., # how long each trains, from a common start
+                          device:str|torch.device|None=None,
+                          capture:bool=True, # OMI's captured chains where they work
+                          setup_s:float=30., # time allowed for the processes to start and warm up
+                         ) -> dict:
+    "Aggregate NAE iterations per second of `procs` processes training setting `name` at the same time."
+    dev = str(get_device(device)); start = time.time() + setup_s
+    code = (f"from nae_nbdev.bench import _throughput_worker; "
+            f"_throughput_worker({name!r}, {seconds}, {start}, {dev!r}, {capture})")
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
+    ps = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+          for _ in range(procs)]
+    outs = [p.communicate(timeout=setup_s + seconds * 10 + 120) for p in ps]
+    bad = [e[-500:] for p, (o, e) in zip(ps, outs) if p.returncode]
+    if bad: raise NAEError(f"{len(bad)} of {procs} benchmark processes failed: {bad[0]}", "Run one with procs=1 to see why.")
+    rs = [_json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    return dict(setting=name, procs=procs, device=dev, capture=capture, seconds=seconds,
+                iters_per_s=sum(r['iters'] / r['seconds'] for r in rs), per_proc=[r['iters'] / r['seconds'] for r in rs],
+                late_s=max(r['late_s'] for r in rs))
+
 # %% ../nbs/49_bench.ipynb #defdb09f
 @call_parse
 @cli_command
@@ -422,13 +491,31 @@ def nae_bench(settings:str='paper,cpu,fcres2', # comma-separated: paper, cpu, fc
               fastmath:bool=False, # TF32 (CUDA) / bf16 (CPU with AMX) matmuls inside the chains
               compile:str=None, # torch.compile the chains: default or reduce-overhead (CUDA graphs)
               iters:int=0, # also time this many consecutive NAE iterations (422: one MNIST epoch)
+              eager:bool=False, # eager chains on CUDA (no CUDA graph)
+              bf16:bool=False, # bfloat16 autocast in the chains' energy gradients
+              chains:str=None, # instead: ms per visible-chain step at these batch sizes, e.g. 128,1024 (eager and captured, tf32 and bf16)
+              concurrent:str=None, # instead: aggregate iterations/s of this many processes at once, e.g. 1,10
+              seconds:float=10., # with --concurrent: how long each process trains
               out:str=None, # also write the JSON to this file
              ):
     "Benchmark NAE training: ms per AE step and NAE iteration, Langevin and scoring throughput, memory, FLOPs, speed-up over a reference."
     names = ['tiny', 'tiny2d'] if tiny else [s.strip() for s in settings.split(',') if s.strip()]
     for n in names: bench_config(n)    # unknown names fail before anything runs
+    if threads: torch.set_num_threads(int(threads))
+    if chains or concurrent:
+        cuda = get_device(device).type == 'cuda'
+        rows = [dict(setting=n, batch=int(b), precision=p, captured=c,
+                     ms_per_step=chain_step_ms(n, int(b), precision=p, captured=c, device=device, repeats=min(repeats, 3)))
+                for n in names for b in (chains or '').split(',') if b for p in ('tf32', 'bf16') for c in ((False, True) if cuda else (False,))]
+        rows += [concurrent_throughput(n, int(k), seconds, device=device, capture=not eager)
+                 for n in names for k in (concurrent or '').split(',') if k]
+        res = dict(hardware=hardware_info(), torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M'), results=rows)
+        text = _json.dumps(res, indent=1)
+        if out: open(out, 'w').write(text)
+        print(text if json else '\n'.join(_json.dumps(r) for r in rows))
+        return
     res = run_benchmark(names, threads=threads, batch=batch, repeats=2 if tiny else repeats, device=device,
-                        reference=not noref, fast_math=fastmath, compile=compile, iters=iters)
+                        reference=not noref, fast_math=fastmath, compile=compile, iters=iters, capture=not eager, bf16=bf16)
     text = _json.dumps(res, indent=1)
     if out: open(out, 'w').write(text)
     print(text if json else format_table(res))

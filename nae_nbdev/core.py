@@ -4,12 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #8cbeb66b
 from __future__ import annotations
-import os, random, platform, time, warnings
+import os, random, platform, time, warnings, itertools, functools
+from contextlib import contextmanager
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['NAEError', 'get_device', 'seed_everything', 'as_images', 'hardware_info']
+__all__ = ['NAEError', 'get_device', 'seed_everything', 'model_device', 'generator_on', 'follows_model', 'DeviceMismatch',
+           'strict_devices', 'HostSync', 'no_host_sync', 'as_images', 'hardware_info']
 
 # %% ../nbs/00_core.ipynb #af33452a
 class NAEError(ValueError):
@@ -21,18 +23,19 @@ class NAEError(ValueError):
         super().__init__(f"{problem}" + (f"\n  How to fix: {fix}" if fix else ''))
 
 # %% ../nbs/00_core.ipynb #166a08a7
-def get_device(device:str|torch.device|None=None # `None` picks cuda, then mps, then cpu
+def get_device(device:str|torch.device|None=None # `None` or 'auto': cuda if available, else cpu
               ) -> torch.device:
-    "The torch device to use: the argument if given, else the best one available."
+    "The torch device to use: the argument if given, else CUDA when available, else the CPU."
     if device is not None and str(device) != 'auto':
         d = torch.device(device)
         if d.type == 'cuda' and not torch.cuda.is_available():
             raise NAEError(f"device={device!r} was asked for, but CUDA is not available here.",
                            "Pass device='cpu', or leave device unset to pick the best available one.")
+        if d.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
+            raise NAEError(f"device={device!r} was asked for, but Apple's MPS is not available here.",
+                           "Pass device='cpu', or leave device unset to pick the best available one.")
         return d
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    return torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #f0e1723c
 def seed_everything(seed:int # one seed for python, numpy and torch (all devices)
@@ -43,6 +46,103 @@ def seed_everything(seed:int # one seed for python, numpy and torch (all devices
     torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #eab9f758
+def model_device(obj, # an `nn.Module`, a bound method of one (e.g. `model.energy`), or a tensor
+                 default:str|torch.device='cpu', # the answer for anything without parameters
+                ) -> torch.device:
+    "The device `obj` computes on: a tensor's own, else its module's first parameter's (or buffer's), else `default`."
+    if isinstance(obj, torch.Tensor): return obj.device
+    m = obj if isinstance(obj, torch.nn.Module) else getattr(obj, '__self__', None)
+    if isinstance(m, torch.nn.Module):
+        for t in itertools.chain(m.parameters(), m.buffers()): return t.device
+    return torch.device(default)
+
+def _same_device(a:torch.device, b:torch.device) -> bool:
+    "Devices equal up to an unset index (`cuda` is `cuda:0` when that is the current device)."
+    if a.type != b.type: return False
+    if a.type != 'cuda' or a.index == b.index: return True
+    cur = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return (cur if a.index is None else a.index) == (cur if b.index is None else b.index)
+
+def generator_on(generator:torch.Generator|None, # the caller's generator, on any device; None passes through
+                 device:str|torch.device, # where the draws are needed
+                ) -> torch.Generator|None:
+    "A generator that draws on `device`: `generator` itself if it lives there, else a new one there, seeded from one draw of it."
+    if generator is None: return None
+    device = torch.device(device)
+    if _same_device(generator.device, device): return generator
+    if device.type == 'meta': return None              # the meta device computes no numbers, random or not
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator(device=device).manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #c0247ec8
+def _to(o, device:torch.device):
+    "Tensors in `o` (a tensor, or a tuple, list or dict of them) moved to `device`; anything else as it is."
+    if isinstance(o, torch.Tensor): return o.to(device)
+    if isinstance(o, (tuple, list)): return type(o)(_to(v, device) for v in o)
+    if isinstance(o, dict): return {k: _to(v, device) for k, v in o.items()}
+    return o
+
+def follows_model(f):
+    "Decorate a model method `f(self, x, ...)` with the device rule: `x` moves to the model's device, tensor results come back to `x`'s."
+    @functools.wraps(f)
+    def wrapper(self, x, *args, **kwargs):
+        if not isinstance(x, torch.Tensor): return f(self, x, *args, **kwargs)
+        home, dev = x.device, model_device(self, x.device)
+        if _same_device(home, dev): return f(self, x, *args, **kwargs)
+        return _to(f(self, x.to(dev), *args, **kwargs), home)
+    return wrapper
+
+# %% ../nbs/00_core.ipynb #0a8f3035
+class DeviceMismatch(RuntimeError):
+    "An operation mixed tensors, a new tensor's `device=`, or a random generator from two devices (see `strict_devices`)."
+
+_MOVES = {'_to_copy', 'copy_', '_copy_from', '_copy_from_and_resize', 'to', 'lift_fresh', 'lift_fresh_copy', 'set_',
+          '_local_scalar_dense', 'detach', 'alias'}
+
+def _devices(args, kwargs) -> set:
+    "The devices an aten call touches: its tensors (bar CPU scalars, which PyTorch lets mix), `device=` and `generator=`."
+    from torch.utils._pytree import tree_flatten
+    flat, _ = tree_flatten((args, kwargs))
+    devs = {t.device for t in flat if isinstance(t, torch.Tensor) and not (t.dim() == 0 and t.device.type == 'cpu')}
+    if kwargs.get('device') is not None: devs.add(torch.device(kwargs['device']))
+    if isinstance(kwargs.get('generator'), torch.Generator): devs.add(kwargs['generator'].device)
+    return devs
+
+@contextmanager
+def strict_devices():
+    "Inside the block, any operation that mixes two devices raises `DeviceMismatch`; copies between devices are allowed."
+    from torch.utils._python_dispatch import TorchDispatchMode
+    class _Strict(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func.overloadpacket.__name__ not in _MOVES:
+                devs = _devices(args, kwargs)
+                if len({d.type for d in devs}) > 1:
+                    raise DeviceMismatch(f"{func} mixes devices {sorted(str(d) for d in devs)}.")
+            return func(*args, **kwargs)
+    with _Strict(): yield
+
+# %% ../nbs/00_core.ipynb #542c2477
+class HostSync(RuntimeError):
+    "An operation read a tensor's value back to the host (see `no_host_sync`)."
+
+_SYNCS = {'_local_scalar_dense', 'nonzero', 'masked_select', 'equal', 'is_nonzero', '_unique2', 'unique_consecutive',
+          'unique_dim', 'repeat_interleave', 'item'}
+
+@contextmanager
+def no_host_sync():
+    "Inside the block, an operation that reads a tensor's value back to Python (what makes a GPU wait) raises `HostSync`."
+    from torch.utils._python_dispatch import TorchDispatchMode
+    class _NoSync(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in _SYNCS or (name in ('index', 'index_put', 'index_put_') and len(args) > 1 and any(   # boolean masks:
+                    isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or ()))):     # a hidden nonzero
+                raise HostSync(f"{func} reads a value back to the host.")
+            return func(*args, **(kwargs or {}))
+    with _NoSync(): yield
 
 # %% ../nbs/00_core.ipynb #83002508
 def as_images(x, # array-like: (N,D), (N,H,W) or (N,C,H,W); float in [0,1] or uint8

@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_data.ipynb #82a5891f
 from __future__ import annotations
-import os, math, pickle, inspect
+import os, math, pickle, inspect, socket, threading, contextlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from .core import NAEError
 
 # %% auto #0
-__all__ = ['EIGHT_GAUSSIANS_MEANS', 'EIGHT_GAUSSIANS_STD', 'DATASETS', 'data_root', 'split_indices', 'hold_out', 'dequantize',
-           'to_rgb', 'pad_to', 'resize_to', 'match_shape', 'eight_gaussians', 'eight_gaussians_logpdf', 'two_clusters',
-           'two_clusters_logpdf', 'moons', 'circles', 'spirals', 'load_digits', 'load_mnist', 'load_fashion_mnist',
-           'load_omniglot', 'load_cifar10', 'load_svhn', 'load_celeba', 'load_imagenet32', 'constant_gray',
-           'noise_images', 'half_images', 'chimera_images', 'load_dataset']
+__all__ = ['EIGHT_GAUSSIANS_MEANS', 'EIGHT_GAUSSIANS_STD', 'DOWNLOAD_TIMEOUT', 'DATASETS', 'data_root', 'split_indices',
+           'hold_out', 'dequantize', 'to_rgb', 'pad_to', 'resize_to', 'match_shape', 'eight_gaussians',
+           'eight_gaussians_logpdf', 'two_clusters', 'two_clusters_logpdf', 'moons', 'circles', 'spirals',
+           'load_digits', 'load_mnist', 'load_fashion_mnist', 'load_omniglot', 'load_cifar10', 'load_svhn',
+           'load_celeba', 'download_timeout_s', 'download_timeout', 'load_imagenet32', 'constant_gray', 'noise_images',
+           'half_images', 'chimera_images', 'load_dataset']
 
 # %% ../nbs/40_data.ipynb #39c8c04d
 def data_root(root:str|os.PathLike|None=None # a folder; None: $NAE_DATA, else ~/.cache/nae_nbdev/data
@@ -72,13 +73,33 @@ def _by_hand(name, cls, root, kw) -> str:
 _GDRIVE = ("torchvision fetches CelebA from Google Drive (with the gdown package), which often refuses: "
            "'Too many users have viewed or downloaded this file recently' (a daily quota)")
 
+def _timed_out(err) -> bool:
+    "Whether `err`, or an error it wraps, is a network timeout (socket's, urllib's, requests' or torchvision's text of one)."
+    seen = set()
+    while isinstance(err, BaseException) and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, TimeoutError) or 'Timeout' in type(err).__name__ or 'timed out' in str(err).lower(): return True
+        reason = getattr(err, 'reason', None)                       # urllib's URLError holds the socket error here
+        err = reason if isinstance(reason, BaseException) else (err.__cause__ or err.__context__)
+    return False
+
 def _torchvision(name, cls, root, download, files, **kw):
-    "Open a torchvision data set, turning 'not found' and download failures into an `NAEError`."
-    try: return cls(str(root), download=download, **kw)
+    "Open a torchvision data set, turning 'not found' and download failures (timeouts included) into an `NAEError`."
+    t = None
+    try:
+        if not download: return cls(str(root), download=False, **kw)
+        with download_timeout() as t: return cls(str(root), download=True, **kw)
     except ImportError as e:
         raise NAEError(f"Reading {name} needs a package that is not installed ({e}).",
                        "Install it, e.g. `pip install scipy` for SVHN's .mat files.") from e
+    except NAEError: raise
     except Exception as e:
+        if download and t is not None and _timed_out(e):
+            raise NAEError(f"Downloading {name} into {root} failed: the server did not answer within {t:g} s "
+                           f"({_short(e)}). This machine may have no internet access.",
+                           _by_hand(name, cls, root, kw) + f"\n  On a slow connection, allow more time instead: set the "
+                           f"NAE_DOWNLOAD_TIMEOUT environment variable (seconds to wait for a connection or for the next "
+                           f"data; now {t:g}).") from e
         if download:
             why = f" {_GDRIVE}." if name == 'CelebA' else ''
             raise NAEError(f"Downloading {name} into {root} failed ({_short(e)}).{why}", _by_hand(name, cls, root, kw)) from e
@@ -360,6 +381,46 @@ def load_celeba(split:str='train', # official 'train', 'val' ('valid') or 'test'
     ds = _torchvision('CelebA', CelebA, root, download, _CELEBA_FILES,
                       split={'val': 'valid'}.get(split, split), target_type=[])
     return _finish(*_stack_pil(ds, Compose([CenterCrop(crop), Resize(size, antialias=True)])), dtype)
+
+# %% ../nbs/40_data.ipynb #a1d0c011
+DOWNLOAD_TIMEOUT = 30.0 # seconds a download waits for a connection or for the next data; $NAE_DOWNLOAD_TIMEOUT overrides it
+
+def _positive_seconds(v, what):
+    try: t = float(v)
+    except (TypeError, ValueError): t = math.nan
+    if not (t > 0 and math.isfinite(t)):
+        raise NAEError(f"{what}={v!r} is not a positive number of seconds.", "Use e.g. 30 (or 120 on a slow connection).")
+    return t
+
+def download_timeout_s() -> float:
+    "The seconds a download waits for a connection or for data: `$NAE_DOWNLOAD_TIMEOUT` if set, else `DOWNLOAD_TIMEOUT`."
+    v = os.environ.get('NAE_DOWNLOAD_TIMEOUT', '').strip()
+    return _positive_seconds(v, 'NAE_DOWNLOAD_TIMEOUT') if v else _positive_seconds(DOWNLOAD_TIMEOUT, 'DOWNLOAD_TIMEOUT')
+
+_TIMEOUT_LOCK, _TIMEOUT_NOW = threading.RLock(), threading.local()
+
+@contextlib.contextmanager
+def download_timeout(seconds:float|None=None, # None: the enclosing block's, else `download_timeout_s()`
+                    ):
+    "Within the block, network waits (urllib's, hence torchvision's, and requests' without a timeout) end after `seconds`."
+    with _TIMEOUT_LOCK:                                               # process-wide settings: one thread at a time
+        outer = getattr(_TIMEOUT_NOW, 't', None)
+        t = _positive_seconds(seconds, 'seconds') if seconds is not None else outer or download_timeout_s()
+        try: import requests
+        except ImportError: requests = None
+        old_default, _TIMEOUT_NOW.t = socket.getdefaulttimeout(), t
+        if requests is not None:
+            old_request = requests.Session.request
+            def request(self, method, url, *args, **kw):
+                if len(args) < 7 and kw.get('timeout') is None: kw['timeout'] = t   # (timeout is the 7th after url)
+                return old_request(self, method, url, *args, **kw)
+            requests.Session.request = request
+        socket.setdefaulttimeout(t)
+        try: yield t
+        finally:
+            socket.setdefaulttimeout(old_default)
+            if requests is not None: requests.Session.request = old_request
+            _TIMEOUT_NOW.t = outer
 
 # %% ../nbs/40_data.ipynb #5fbf42b9
 def _read_imagenet_batch(path):

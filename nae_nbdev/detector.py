@@ -309,7 +309,7 @@ class NAEDetector(_Detector):
                  scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
                  contamination:float=0.1, # expected fraction of outliers; `predict` flags about this fraction of new normal data
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
-                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+                 device:str|torch.device|None=None, # None: cuda if available, else cpu (see core.get_device)
                  random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
                  verbose:bool=False): # show progress bars
         store_attr()
@@ -341,7 +341,7 @@ class AEDetector(_Detector):
                  scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
                  contamination:float=0.1, # expected fraction of outliers; `predict` flags about this fraction of new normal data
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
-                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+                 device:str|torch.device|None=None, # None: cuda if available, else cpu (see core.get_device)
                  random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
                  verbose:bool=False): # show progress bars
         store_attr()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn, Tensor
-from .core import NAEError
+from .core import NAEError, model_device
 
 # %% auto #0
 __all__ = ['grid', 'grid2d', 'log_partition', 'density_on_grid', 'sample_on_grid', 'exact_nll', 'Temperature', 'encoder_l2',
@@ -65,13 +65,14 @@ def _energies(energy_fn, x:Tensor, chunk:int=65536) -> Tensor:
 def density_on_grid(energy_fn, # maps (B, 2) points to (B,) energies
                     T:float|Tensor=1., # temperature
                     lo:float=-4., hi:float=4., n:int=200, # the square grid, as in `grid2d`
-                    device:str|torch.device|None=None, dtype:torch.dtype=torch.float32,
+                    device:str|torch.device|None=None, # where the grid is built; None: the energy's module's device, else the CPU
+                    dtype:torch.dtype=torch.float32,
                    ) -> Tensor:
-    "The normalised Gibbs density $p(x)=e^{-E(x)/T}/\\Omega$ on `grid2d(lo,hi,n)`, shape `(n, n)` indexed `[y, x]`."
-    xy, cell = grid2d(lo, hi, n, dtype=dtype, device=device)
+    "The normalised Gibbs density $p(x)=e^{-E(x)/T}/\\Omega$ on `grid2d(lo,hi,n)`, shape `(n, n)` indexed `[y, x]`, on the CPU."
+    xy, cell = grid2d(lo, hi, n, dtype=dtype, device=model_device(energy_fn) if device is None else device)
     e = _energies(energy_fn, xy)
     T = torch.as_tensor(T, dtype=e.dtype, device=e.device).detach()
-    return torch.exp(-e / T - log_partition(e, T, cell)).reshape(n, n)
+    return torch.exp(-e / T - log_partition(e, T, cell)).reshape(n, n).cpu()
 
 # %% ../nbs/01_ebm.ipynb #8a48b7dc
 def sample_on_grid(x:Tensor, # grid cell centres (N, D), from `grid`
@@ -99,8 +100,10 @@ def exact_nll(energy_fn, # maps (B, D) points to (B,) energies; D is 1 or 2
     if x.ndim != 2 or x.shape[1] > 3:
         raise NAEError(f"exact_nll got points of shape {tuple(x.shape)}.",
                        "It integrates on a grid, so it needs (B, D) with D = 1, 2 (or 3); use samplers in higher D.")
-    g, cell = grid(lo, hi, n, x.shape[1], dtype=x.dtype, device=x.device)
-    return energy_fn(x).mean() / T + log_partition(energy_fn(g), T, cell)
+    dev = model_device(energy_fn, x.device)            # the grid is built on the energy's device; the result is x's
+    g, cell = grid(lo, hi, n, x.shape[1], dtype=x.dtype, device=dev)
+    T = T.to(dev) if isinstance(T, Tensor) else T
+    return (energy_fn(x.to(dev)).mean() / T + log_partition(energy_fn(g), T, cell)).to(x.device)
 
 # %% ../nbs/01_ebm.ipynb #afd5ed5b
 class Temperature(nn.Module):

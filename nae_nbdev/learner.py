@@ -192,7 +192,7 @@ class Learner:
                  t_lr_mult:float=100., # learning-rate factor of a trainable temperature
                  batch_size:int=128, # used when `data` is not a `Batches` already
                  seed:int=0, # seeds every RNG at the start of `fit`, and the data order
-                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+                 device:str|torch.device|None=None, # None: cuda if available, else cpu; the model is moved there in place
                  name:str='train', # the phase's name: in logs, progress bars and the run directory
                  config:dict|None=None): # plain settings to store in checkpoints (e.g. how to rebuild the model)
         self.batches = data if isinstance(data, Batches) else Batches(data, batch_size=batch_size, seed=seed)
@@ -703,7 +703,7 @@ def make_learner(model:nn.Module,
                  max_rollbacks:int=3, # GuardCB's rollbacks before `TrainingDiverged`
                  batch_size:int=128,
                  seed:int=0,
-                 device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+                 device:str|torch.device|None=None, # None: cuda if available, else cpu; the model is moved there in place
                  name:str='train', # the phase's name
                  cbs:list=(), # more callbacks
                  config:dict|None=None, # plain settings stored in checkpoints
@@ -766,12 +766,12 @@ def fit_nae(model:nn.Module, # an NAE: `ae_loss`, `train_loss`, `score`, `sample
             batch_size:int=128,
             ae_batch_size:int|None=None, # phase 1 batch size; None: `batch_size` (an AE step is cheap, so CPU presets use more)
             seed:int=0,
-            device:str|torch.device|None=None, # None: cuda, then mps, then cpu
+            device:str|torch.device|None=None, # None: cuda if available, else cpu; the model is moved there in place
             ae_cbs:list=(), nae_cbs:list=(), # extra callbacks for each phase
             config:dict|None=None, # plain settings stored in checkpoints (e.g. the preset)
             **kwargs, # passed to `make_learner` for both phases: val_every, ckpt_every, log_every, progress, guard, monitor, ...
            ) -> NAERun:
-    "Train an NAE in the paper's two phases: AE pre-training (Adam, `lr_ae`), then NAE (Adam, `lr_nae`)."
+    "Train an NAE in the paper's two phases: AE pre-training (Adam, `lr_ae`), then NAE (Adam, `lr_nae`); moves `model` to `device` in place."
     if final not in ('best', 'last'): raise NAEError(f"final={final!r} is not one of 'best', 'last'.", "Pass final='best' or final='last'.")
     ae_len, nae_len = _phase_len('ae', ae_epochs, ae_iters), _phase_len('nae', nae_epochs, nae_iters)
     main = dist_rank() == 0

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 from torch import Tensor
-from .core import NAEError
+from .core import NAEError, follows_model, model_device, generator_on
 from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition
 from .nets import make_net, auto_net
 from .samplers import OMISampler, CDSampler, PCDSampler, box_noise, to_sphere, accelerate
@@ -52,17 +52,22 @@ class AE(nn.Module):
 
     def _enc_out(self) -> int: return _latent_size(self.encoder, self.x_shape)
 
+    @follows_model
     def encode(self, x:Tensor) -> Tensor:
         "The latent code `(B, Dz)`, on the unit sphere if `spherical`."
         z = self.encoder(x)
         return to_sphere(z) if self.spherical else z
 
-    def decode(self, z:Tensor) -> Tensor: return self.decoder(z)
+    @follows_model
+    def decode(self, z:Tensor) -> Tensor:
+        "The decoder's output `(B, *x_shape)` for codes `(B, Dz)`."
+        return self.decoder(z)
 
     def _energy_z(self, x:Tensor) -> tuple[Tensor, Tensor]:
         z = self.encode(x)
         return (self.decoder(z) - x).square().flatten(1).mean(1), z
 
+    @follows_model
     def energy(self, x:Tensor) -> Tensor:
         "$E(x)=\\lVert x-f_d(f_e(x))\\rVert^2/D$, shape `(B,)`."
         return self._energy_z(x)[0]
@@ -73,6 +78,7 @@ class AE(nn.Module):
                            "Pass a batch (B, *x_shape), checked with core.as_images(x, shape=model.x_shape).")
         return x
 
+    @follows_model
     def score(self, x:Tensor) -> Tensor:
         "Outlier score `(B,)`, higher = more outlying: the energy."
         return self.energy(self._check(x))
@@ -117,6 +123,12 @@ class NAE(AE):
     @property
     def T(self) -> Tensor: return self.temperature.T
 
+    def _apply(self, fn, *args, **kwargs):
+        "`model.to(device)` (and `.cuda()`, `.cpu()`) also moves the sampler's replay buffer and chains (the device rule)."
+        out = super()._apply(fn, *args, **kwargs)
+        if hasattr(self.sampler, 'to'): self.sampler.to(model_device(self))
+        return out
+
     def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
         "Phase 1: the AE loss, plus `l2 * encoder_l2(encoder)` when `ae_l2` (stats['l2'] is then the unweighted norm)."
         loss, stats = super().ae_loss(x)
@@ -137,6 +149,7 @@ class NAE(AE):
         stats.update({f'sampler_{k}': float(v) for k, v in getattr(self.sampler, 'stats', {}).items()})
         return loss, stats
 
+    @follows_model
     def log_prob_unnorm(self, x:Tensor) -> Tensor:
         "$-E(x)/T = \\log p(x) + \\log\\Omega$, shape `(B,)`."
         return -self.energy(x) / self.T
@@ -155,17 +168,23 @@ class NAE(AE):
         e = torch.cat([self.energy(b.reshape(-1, *self.x_shape)) for b in g.split(chunk)])
         return log_partition(e, self.T, cell)
 
+    @follows_model
     def log_prob(self, x:Tensor, lo:float=-4., hi:float=4., n:int=200) -> Tensor:
         "Exact $\\log p(x)$ `(B,)` in 1-D to 3-D, with $\\log\\Omega$ by quadrature on `[lo,hi]^D`."
         return self.log_prob_unnorm(x) - self.log_partition(lo, hi, n)
 
     def sample(self, n:int, # number of samples
-               **kw, # for OMI: `sampler.sample_fresh` options (z_steps_mult, x_steps, generator); else `x_chain`'s
+               generator:torch.Generator|None=None, # any device (see `core.generator_on`)
+               device:str|torch.device|None=None, # where the samples go; None: the generator's device if given, else the model's
+               **kw, # for OMI: `sampler.sample_fresh` options (z_steps_mult, x_steps); else `x_chain`'s
               ) -> Tensor:
         "`n` samples from the model: OMI without replay and with a longer latent chain (paper App. D.3); CD/PCD chains from noise."
-        if hasattr(self.sampler, 'sample_fresh'): return self.sampler.sample_fresh(self, n, **kw)['x']
+        if hasattr(self.sampler, 'sample_fresh'): return self.sampler.sample_fresh(self, n, generator=generator, device=device, **kw)['x']
         p = next(self.parameters())
-        return self.sampler.x_chain(self, box_noise(n, self.x_shape, self.x_bounds, p.device, p.dtype), **kw).x
+        home = torch.device(device) if device is not None else generator.device if generator is not None else p.device
+        g = generator_on(generator, p.device)
+        x0 = box_noise(n, self.x_shape, self.x_bounds, p.device, p.dtype, g)
+        return self.sampler.x_chain(self, x0, generator=g, **kw).x.to(home)
 
 # %% ../nbs/21_models.ipynb #79102fa7
 class DAE(AE):
@@ -209,12 +228,15 @@ class VAE(AE):
                                  "Build it with make_net(name, x_shape, dz, enc_dim=2*dz).")
         return o // 2
 
+    @follows_model
     def posterior(self, x:Tensor) -> tuple[Tensor, Tensor]:
         "Mean and log-variance of q(z|x), each `(B, Dz)`."
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
-    def encode(self, x:Tensor) -> Tensor: return self.posterior(x)[0]
+    def encode(self, x:Tensor) -> Tensor:
+        "The posterior mean `(B, Dz)`."
+        return self.posterior(x)[0]
 
     def train_loss(self, x:Tensor) -> tuple[Tensor, dict]:
         x = self._check(x)
@@ -226,6 +248,7 @@ class VAE(AE):
         return loss, {'loss': loss.item(), 'kl': kl.mean().item(), 'sigma': self.log_sigma.exp().item()}
 
     @torch.no_grad()
+    @follows_model
     def nll(self, x:Tensor) -> Tensor:
         "$-\\log p(x)$ in nats, `(B,)`, by importance sampling with `n_is` draws from q(z|x)."
         mu, logvar = self.posterior(x)
@@ -235,7 +258,9 @@ class VAE(AE):
             lw.append(_log_normal(x, self.decode(z), 2 * self.log_sigma) + _log_normal(z, 0., 0.) - _log_normal(z, mu, logvar))
         return -(torch.logsumexp(torch.stack(lw), 0) - math.log(self.n_is))
 
+    @follows_model
     def score(self, x:Tensor) -> Tensor:
+        "VAE(R): the reconstruction energy; VAE(L): the negative log-likelihood."
         x = self._check(x)
         return self.energy(x) if self.score_kind == 'recon' else self.nll(x)
 

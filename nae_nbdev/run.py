@@ -18,9 +18,9 @@ from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, writ
 from .presets import preset
 
 # %% auto #0
-__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'train_run',
-           'format_metrics', 'scale', 'download_default', 'out_dir', 'run_status', 'run_or_resume', 'load_record',
-           'md_table', 'have_data']
+__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'random_hflip',
+           'train_transform', 'TransformCB', 'train_run', 'format_metrics', 'scale', 'download_default', 'out_dir',
+           'run_status', 'run_or_resume', 'load_record', 'md_table', 'have_data']
 
 # %% ../nbs/46_run.ipynb #06ab08dd
 _OPTIONAL = {'omniglot', 'fashion_mnist', 'fashionmnist', 'svhn', 'celeba32', 'celeba64', 'celeba', 'imagenet32'}
@@ -112,6 +112,36 @@ def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or
     if return_grid: out.update(p_data=q.reshape(n, n).numpy(), p_model=pm.reshape(n, n).numpy())
     return out
 
+# %% ../nbs/46_run.ipynb #d1a70002
+def random_hflip(x:torch.Tensor, # a batch of images (N, C, H, W)
+                 p:float=0.5, # the probability that a sample is mirrored
+                ) -> torch.Tensor:
+    "Mirror each sample of `x` left to right (the last axis) with probability `p`, drawing from the global RNG of `x`'s device."
+    if x.ndim < 3: raise NAEError(f"Random horizontal flips need a batch of images (N, C, H, W); got shape {tuple(x.shape)}.",
+                                  "Set hflip=False for data that are not images.")
+    flip = torch.rand(len(x), device=x.device) < p
+    return torch.where(flip.view(-1, *[1] * (x.ndim - 1)), x.flip(-1), x)
+
+def train_transform(cfg:dict, # a preset: its `hflip` and `dequantize` settings are read (a missing one is False)
+                   ):
+    "The random transform of training batches that `cfg` asks for (flips, then dequantisation), or None when it asks for neither."
+    steps = [f for k, f in (('hflip', random_hflip), ('dequantize', dequantize)) if cfg.get(k)]
+    if not steps: return None
+    def transform(x:torch.Tensor) -> torch.Tensor:
+        for f in steps: x = f(x)
+        return x
+    transform.steps = tuple(f.__name__ for f in steps)
+    return transform
+
+class TransformCB(Callback):
+    "Apply `tf` to each training batch on its device before the loss sees it (validation and test data are not batches of the learner)."
+    order = -30
+    def __init__(self,
+                 tf): # a function of a batch, e.g. `train_transform(cfg)`
+        self.tf = tf
+    def before_batch(self, learn):
+        with torch.no_grad(): learn.xb = self.tf(learn.xb)
+
 # %% ../nbs/46_run.ipynb #f9d683eb
 _FREE_ON_RESUME = ('device', 'download', 'data_root')   # where the data and the compute are, not what is trained
 _ADDED = dict(ae_l2=False)   # settings added after runs were saved: their value in an older run directory
@@ -148,7 +178,8 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     nae_kind = cfg['model'].startswith('nae')
     ae_eval, nae_eval = EvalCB(data), EvalCB(data)
     valid = (data['val'], data['val_ood']) if data['val_ood'] is not None else None
-    data_tf = dequantize if cfg['dequantize'] else None
+    tf = train_transform(cfg)   # the preset's flips and dequantisation: training batches only, both phases
+    tf_cbs = [TransformCB(tf)] if tf is not None else []
     kw = dict(valid=valid, lr_ae=cfg['lr_ae'], lr_nae=cfg['lr_nae'], t_lr_mult=cfg['t_lr_mult'], ae_clip_grad=cfg['ae_clip_grad'],
               early_stop=cfg['early_stop'], run_dir=rd, resume=resume, batch_size=cfg['batch_size'], seed=cfg['seed'],
               device=device, config=cfg, val_every=cfg['val_every'], val_ties=cfg['val_ties'], ckpt_every=cfg['ckpt_every'],
@@ -157,13 +188,13 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         negs = [NegativesCB(cfg['neg_every'], path=rd/'negatives.pt' if rd is not None else None)] if cfg['neg_every'] else []
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
                       nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_batch_size=cfg['ae_batch_size'],
-                      ae_cbs=[ae_eval, *ddp_cbs()], nae_cbs=[nae_eval, *ddp_cbs(), *negs],
+                      ae_cbs=[ae_eval, *ddp_cbs(), *tf_cbs], nae_cbs=[nae_eval, *ddp_cbs(), *negs, *tf_cbs],
                       final='best' if valid else 'last', **kw)
     else:  # a baseline trains one phase, with its own loss, under the AE budget (the NAE one if the preset has no AE phase)
         no_ae = not (cfg['ae_iters'] or cfg['ae_epochs'])
         run = fit_nae(model, data['train'], ae_iters=0, nae_epochs=cfg['nae_epochs' if no_ae else 'ae_epochs'],
                       nae_iters=cfg['nae_iters' if no_ae else 'ae_iters'],
-                      nae_cbs=[nae_eval, *ddp_cbs()], final='best' if valid else 'last',
+                      nae_cbs=[nae_eval, *ddp_cbs(), *tf_cbs], final='best' if valid else 'last',
                       **{**kw, 'lr_nae': cfg['lr_ae'], 'ae_clip_grad': None})
     model.eval()
     if nae_eval.report is not None and valid is not None:  # the NAE phase's best weights were loaded after the phase

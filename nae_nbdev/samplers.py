@@ -10,12 +10,13 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .core import NAEError
+from .core import NAEError, model_device, generator_on
+from dataclasses import fields
 
 # %% auto #0
 __all__ = ['to_sphere', 'uniform_sphere', 'clip_gradient', 'frozen', 'energy_grad', 'fast_matmul', 'LangevinResult', 'langevin',
            'ReplayBuffer', 'Sampler', 'CDSampler', 'box_noise', 'PCDSampler', 'OMISampler', 'FastConv2d',
-           'FastConvTranspose2d', 'accelerate']
+           'FastConvTranspose2d', 'accelerate', 'ChainGraph']
 
 # %% ../nbs/10_samplers.ipynb #1bc2f1d1
 def _bview(v:Tensor, like:Tensor) -> Tensor:
@@ -26,22 +27,15 @@ def _sq(v:Tensor) -> Tensor:
     "Per-sample squared L2 norm, `(B, ...) -> (B,)`."
     return v.flatten(1).pow(2).sum(1)
 
-def _check_generator(generator:torch.Generator|None, device):
-    if generator is not None and generator.device.type != torch.device(device).type:
-        t = torch.device(device).type
-        raise NAEError(f"the random generator lives on {generator.device}, but the chain runs on {device}.",
-                       f"Create it on the chain's device: torch.Generator(device='{t}').manual_seed(seed).")
-
 def _draw(fn, # torch.randn or torch.rand
           shape:tuple, # shape of the draw
           device:str|torch.device|None=None, # None: cpu
           dtype=torch.float32,
-          generator:torch.Generator|None=None, # must live on `device`
+          generator:torch.Generator|None=None, # any device; one elsewhere seeds a new one on `device`
          ) -> Tensor:
-    "Draws of `fn` on `device`, from `generator` when given (checked to live on that device)."
+    "Draws of `fn` on `device`, from `generator` when given (see `core.generator_on`)."
     device = torch.device('cpu' if device is None else device)
-    _check_generator(generator, device)
-    return fn(shape, device=device, dtype=dtype, generator=generator)
+    return fn(shape, device=device, dtype=dtype, generator=generator_on(generator, device))
 
 def _randn(*args, **kw) -> Tensor: "Standard normal draws (see `_draw`)."; return _draw(torch.randn, *args, **kw)
 def _rand(*args, **kw) -> Tensor: "Uniform draws on [0, 1) (see `_draw`)."; return _draw(torch.rand, *args, **kw)
@@ -159,7 +153,7 @@ class LangevinResult:
     x: Tensor                      # final states (B, ...), detached
     traj: Tensor|None = None       # all states (n_steps+1, B, ...) when `return_traj`, else None
     energies: Tensor|None = None   # their energies (n_steps+1, B) when `return_energies`, else None
-    accept_rate: float|None = None # share of accepted moves with MH or box rejection, else None
+    accept_rate: float|Tensor|None = None # share of accepted moves with MH or box rejection (a 0-dim tensor if `sync=False`), else None
 
 # %% ../nbs/10_samplers.ipynb #1707873c
 def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
@@ -176,13 +170,15 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
              spherical:bool=False, # renormalise every sample onto the unit sphere after each step
              tangent:bool=False, # spherical only: project grad E onto the tangent plane at x
              mh:bool=False, # Metropolis-Hastings correction (MALA), exact for any lambda, sigma, T
-             generator:torch.Generator|None=None, # RNG for the noise and the MH draws; lives on x0's device
+             generator:torch.Generator|None=None, # RNG for the noise and the MH draws (any device, see `core.generator_on`)
              return_traj:bool=False, # keep every state (for plots)
              return_energies:bool=False, # keep every state's energy (for plots and stats)
              freeze:nn.Module|None=None, # module whose parameters are frozen during the chain; None: energy's owner
              chunk:int|None=None, # evaluate the energy gradient this many samples at a time (same result)
              fast_math:bool=False, # TF32 (CUDA) / bf16 (CPU with AMX) matmuls inside the chain, see `fast_matmul`
              compile:bool|str=False, # torch.compile the energy gradient (True or a torch.compile mode), eager fallback
+             bf16:bool=False, # energy gradients under bfloat16 autocast (unadjusted chains only; states stay fp32)
+             sync:bool=True, # False: `accept_rate` stays a device tensor, so the chain never waits for the GPU (capture)
             ) -> LangevinResult:
     "Run a batch of Langevin (or MALA) chains on `energy` at temperature `T`, vectorised over the batch."
     if n_steps < 0: raise NAEError(f"n_steps={n_steps} is negative.", "Pass n_steps >= 0.")
@@ -196,19 +192,28 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
     if tangent and not spherical:
         raise NAEError("tangent=True projects onto the sphere's tangent plane, but spherical=False.",
                        "Pass spherical=True, or tangent=False.")
+    if bf16 and mh:
+        raise NAEError("MH's acceptance ratio needs exact energies, but bf16=True computes them in bfloat16.",
+                       "Pass bf16=False with mh=True (MALA stays in fp32).")
     if bounds_mode is None: bounds_mode = 'reject' if mh else 'clamp'
     if bounds_mode not in ('clamp', 'reject'):
         raise NAEError(f"bounds_mode={bounds_mode!r} is not known.", "Pass 'clamp', 'reject' or None.")
     if mh and bounds is not None and bounds_mode == 'clamp':
         raise NAEError("MH with clamping is not exact: clamping puts probability mass on the box's faces.",
                        "Pass bounds_mode='reject' (or None) with mh=True.")
-    _check_generator(generator, x0.device)
+    home = x0.device                                       # the device rule: run where the energy's module lives,
+    dev = model_device(_owner(energy) or freeze, home)     # return where x0 came from
+    x0, generator = x0.to(dev), generator_on(generator, dev)
     T = T.detach() if isinstance(T, Tensor) else float(T)
     x = x0.detach().clone()
     if spherical: x = to_sphere(x)
     B, eg = x.shape[0], _energy_grad_fn(compile)
 
-    def e_grad(x): return eg(energy, x, chunk)   # energies and their input gradient; no parameter gradients
+    def e_grad(x):   # energies and their input gradient; no parameter gradients
+        if not bf16: return eg(energy, x, chunk)
+        with torch.autocast(x.device.type, torch.bfloat16, cache_enabled=False):   # no weight cache: capture-safe
+            E, g = eg(energy, x, chunk)
+        return E.float(), g.to(x.dtype)
 
     def drift(x, g):  # the proposal mean mu(x) = x - lambda * clip(grad E) / T
         g = clip_gradient(g, clip_grad, clip_norm)
@@ -251,9 +256,11 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
                 if Ep is not None: E, g = torch.where(acc, Ep, E), torch.where(_bview(acc, g), gp, g)
             if return_traj: traj.append(x)
             if return_energies: energies.append(E)
-    rate = (n_acc / max(1, B * n_steps)).item() if (mh or reject) else None
-    return LangevinResult(x.detach(), torch.stack(traj) if return_traj else None,
-                          torch.stack(energies).detach() if return_energies else None, rate)
+    rate = n_acc / max(1, B * n_steps) if (mh or reject) else None
+    if rate is not None and sync: rate = rate.item()
+    back = lambda t: t.to(home)
+    return LangevinResult(back(x.detach()), back(torch.stack(traj)) if return_traj else None,
+                          back(torch.stack(energies).detach()) if return_energies else None, rate)
 
 # %% ../nbs/10_samplers.ipynb #b8cb9cf6
 class ReplayBuffer:
@@ -287,7 +294,8 @@ class ReplayBuffer:
         elif x.shape[1:] != self.data.shape[1:]:
             raise NAEError(f"pushing states of shape {tuple(x.shape[1:])} into a buffer of shape {tuple(self.data.shape[1:])}.",
                            "Use one buffer per latent shape; make a new ReplayBuffer after changing the model.")
-        x = x[-self.capacity:].to(self.data.device, self.data.dtype)
+        if self.data.device != x.device: self.data = self.data.to(x.device)   # the buffer follows the chains: one move, not one per push
+        x = x[-self.capacity:].to(self.data.dtype)
         idx = (self.ptr + torch.arange(len(x), device=x.device)) % self.capacity
         self.data[idx] = x
         self.ptr = (self.ptr + len(x)) % self.capacity
@@ -297,8 +305,7 @@ class ReplayBuffer:
     def sample(self, n:int, generator:torch.Generator|None=None) -> Tensor:
         "`n` stored states, drawn uniformly with replacement."
         if self.size == 0: raise NAEError("the replay buffer is empty.", "Push states first, or use `draw`, which falls back to noise.")
-        _check_generator(generator, self.device)
-        return self.data[torch.randint(0, self.size, (n,), device=self.device, generator=generator)]
+        return self.data[torch.randint(0, self.size, (n,), device=self.device, generator=generator_on(generator, self.device))]
 
     def draw(self, n:int, # number of chain starts
              noise, # `noise(n)` returns n fresh states, e.g. uniform on the sphere
@@ -312,12 +319,12 @@ class ReplayBuffer:
         return torch.where(_bview(m, x), self.sample(n, generator).to(x.dtype), x), m
 
     def state_dict(self) -> dict:
-        "Everything needed to resume exactly: tensors and plain numbers (safe for `torch.load(weights_only=True)`)."
+        "Everything needed to resume exactly, on the CPU: tensors and plain numbers (safe for `torch.load(weights_only=True)`)."
         return dict(capacity=self.capacity, replay_prob=self.replay_prob, ptr=self.ptr, size=self.size,
-                    data=None if self.data is None else self.data[:self.size].clone())
+                    data=None if self.data is None else self.data[:self.size].to('cpu', copy=True))
 
     def load_state_dict(self, sd:dict):
-        "Restore from `state_dict()`; the states stay on the device they were loaded to."
+        "Restore from `state_dict()`; the states stay where they were loaded until the chains' first `draw` or `push` moves them."
         self.capacity, self.replay_prob = int(sd['capacity']), float(sd['replay_prob'])
         self.ptr, self.size, d = int(sd['ptr']), int(sd['size']), sd['data']
         self.data = None if d is None else torch.cat([d, d.new_zeros((self.capacity - len(d), *d.shape[1:]))])
@@ -327,7 +334,7 @@ class ReplayBuffer:
 class Sampler:
     "Base of the chain-initialisation strategies: the visible (x) chain's settings, and running it."
     _names = ('x_steps', 'x_step_size', 'x_noise', 'x_anneal', 'x_clip_grad', 'x_clip_norm', 'x_mh', 'x_bounds_mode', 'x_T')
-    _speed = ('chunk', 'fast_math', 'compile')
+    _speed = ('chunk', 'fast_math', 'compile', 'bf16')
     def __init__(self,
                  x_steps:int=50, # visible chain length tau_x (k of CD-k)
                  x_step_size:float=10., # its step size lambda_x
@@ -341,11 +348,19 @@ class Sampler:
                  chunk:int|None=None, # evaluate the chains' energy gradient this many samples at a time (same result)
                  fast_math:bool=False, # TF32 / bf16 matmuls inside the chains (see `fast_matmul`)
                  compile:bool|str=False, # torch.compile the chains' energy gradient (opt-in)
+                 bf16:bool=False, # bfloat16 autocast for the chains' energy gradients (opt-in; not with MH)
                 ):
         for k in Sampler._names + Sampler._speed: setattr(self, k, locals()[k])
-        self.stats = {}
+        self._stats = {}
 
-    def _speed_kw(self) -> dict: return dict(chunk=self.chunk, fast_math=self.fast_math, compile=self.compile)
+    @property
+    def stats(self) -> dict:
+        "The last call's statistics as floats (read from the device only when asked for)."
+        return {k: float(v) for k, v in self._stats.items()}
+    @stats.setter
+    def stats(self, d:dict): self._stats = dict(d)
+
+    def _speed_kw(self) -> dict: return dict(chunk=self.chunk, fast_math=self.fast_math, compile=self.compile, bf16=self.bf16)
 
     def __repr__(self):
         return f"{type(self).__name__}(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._names) + ")"
@@ -365,14 +380,25 @@ class Sampler:
                         generator=generator, return_energies=True, freeze=model, **{**self._speed_kw(), **kwargs})
 
     def _record(self, r:LangevinResult, **extra):
-        self.stats = dict(e_x0=r.energies[0].mean().item(), e_x=r.energies[-1].mean().item(), **extra)
-        if r.accept_rate is not None: self.stats['accept'] = r.accept_rate
+        "Keep the chain's statistics as device tensors: no wait for the GPU until someone reads `stats`."
+        self._stats = dict(e_x0=r.energies[0].mean(), e_x=r.energies[-1].mean(), **extra)
+        if r.accept_rate is not None: self._stats['accept'] = r.accept_rate
 
     def __call__(self, model, x_pos:Tensor, generator:torch.Generator|None=None) -> dict:
         "Negatives for the positive batch `x_pos`: a dict with `x` (detached) and `x0`."
         raise NotImplementedError
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, sd:dict): return self
+    def to(self, device):
+        "Move the sampler's state (replay buffer, persistent chains) to `device`; `model.to` calls this for an NAE."
+        if getattr(self, 'buffer', None) is not None: self.buffer.to(device)
+        if getattr(self, 'chains', None) is not None: self.chains = self.chains.to(device)
+        return self
+
+    def _home(self, model, x_pos:Tensor, generator) -> tuple:
+        "The device rule for a strategy's call: (data on the model's device, where results go, generator there)."
+        dev = model_device(model, x_pos.device)
+        return x_pos.to(dev), x_pos.device, generator_on(generator, dev)
 
 # %% ../nbs/10_samplers.ipynb #93222424
 class CDSampler(Sampler):
@@ -382,10 +408,11 @@ class CDSampler(Sampler):
                  generator:torch.Generator|None=None,
                 ) -> dict:
         "Negatives: `x` after `x_steps` steps from `x0 = x_pos`."
+        x_pos, home, generator = self._home(model, x_pos, generator)
         x0 = x_pos.detach()
         r = self.x_chain(model, x0, generator)
         self._record(r)
-        return dict(x=r.x, x0=x0)
+        return dict(x=r.x.to(home), x0=x0.to(home))
 
 # %% ../nbs/10_samplers.ipynb #0b666c37
 def box_noise(n:int, # number of draws
@@ -429,12 +456,13 @@ class PCDSampler(Sampler):
                 ) -> dict:
         "Negatives: `x`, the chains advanced by `x_steps` steps from `x0` (persistent chains, or starts drawn from the buffer)."
         B = len(x_pos)
+        x_pos, home, generator = self._home(model, x_pos, generator)
         if self.buffer is not None:
             x0, m = self.buffer.draw(B, lambda n: self.p0(model, n, x_pos, generator), generator)
             r = self.x_chain(model, x0, generator)
             self.buffer.push(r.x)
-            self._record(r, replayed=m.float().mean().item())
-            return dict(x=r.x, x0=x0)
+            self._record(r, replayed=m.float().mean())
+            return dict(x=r.x.to(home), x0=x0.to(home))
         if self.chains is None or self.chains.shape[1:] != x_pos.shape[1:]: self.chains = self.p0(model, B, x_pos, generator)
         self.chains = self.chains.to(x_pos.device)
         if len(self.chains) < B:   # a bigger batch than before: add fresh chains
@@ -446,11 +474,11 @@ class PCDSampler(Sampler):
         r = self.x_chain(model, x0, generator)
         self.chains = torch.cat([r.x, self.chains[B:]])
         self._record(r)
-        return dict(x=r.x, x0=x0)
+        return dict(x=r.x.to(home), x0=x0.to(home))
 
     def state_dict(self) -> dict:
         if self.buffer is not None: return dict(buffer=self.buffer.state_dict())
-        return dict(chains=None if self.chains is None else self.chains.clone())
+        return dict(chains=None if self.chains is None else self.chains.to('cpu', copy=True))
     def load_state_dict(self, sd:dict):
         if self.buffer is not None and 'buffer' in sd: self.buffer.load_state_dict(sd['buffer'])
         else: self.chains = sd.get('chains')
@@ -481,12 +509,15 @@ class OMISampler(Sampler):
                  chunk:int|None=None, # evaluate both chains' energy gradient this many samples at a time (same result)
                  fast_math:bool=False, # TF32 / bf16 matmuls inside both chains (see `fast_matmul`)
                  compile:bool|str=False, # torch.compile both chains' energy gradient (opt-in)
+                 bf16:bool=False, # bfloat16 autocast for both chains' energy gradients (opt-in; not with MH)
+                 capture:bool=True, # on CUDA, run the training chains as one captured CUDA graph (see `ChainGraph`)
                 ):
         super().__init__(x_steps, x_step_size, x_noise, x_anneal, x_clip_grad, x_clip_norm, x_mh, x_bounds_mode, x_T,
-                         chunk, fast_math, compile)
+                         chunk, fast_math, compile, bf16)
         self.z_steps, self.z_step_size, self.z_noise, self.z_T, self.z_tangent = z_steps, z_step_size, z_noise, z_T, z_tangent
         self.replay, self.buffer_size, self.replay_prob = replay, buffer_size, replay_prob
         self.buffer = ReplayBuffer(buffer_size, replay_prob)
+        self.capture, self._graph, self._capture_failed = capture, None, False
 
     @staticmethod
     def q0(model, n:int, device:str|torch.device|None=None, generator:torch.Generator|None=None) -> Tensor:
@@ -496,43 +527,75 @@ class OMISampler(Sampler):
 
     def run(self, model, # follows the NAE protocol: energy, decode, latent_shape, spherical, T, x_bounds
             n:int, # number of chains
-            device:str|torch.device|None=None, # None: the device of the model's parameters
-            generator:torch.Generator|None=None,
+            device:str|torch.device|None=None, # where the results go; None: the generator's device if given, else the model's
+            generator:torch.Generator|None=None, # any device (see `core.generator_on`)
             z_steps:int|None=None, # None: `z_steps`
             x_steps:int|None=None, # None: `x_steps`
             replay:bool|None=None, # None: `replay`; False neither reads nor writes the buffer
+            capture:bool=False, # run steps 2, 4 and 5 as a CUDA graph where `can_capture` allows it
            ) -> dict:
         "Algorithm 1 for `n` chains; returns `z0`, `z`, `x0` and the negatives `x`."
-        if device is None: device = next(iter(model.parameters()), torch.empty(0)).device
+        dev = model_device(model)                                   # the chains run on the model's device
+        home = torch.device(device) if device is not None else generator.device if generator is not None else dev
+        generator, device = generator_on(generator, dev), dev
         replay = self.replay if replay is None else replay
+        zs, xs = self.z_steps if z_steps is None else z_steps, self.x_steps if x_steps is None else x_steps
         q0 = lambda m: self.q0(model, m, device, generator)
         z0, from_buf = self.buffer.draw(n, q0, generator) if replay else (q0(n), None)      # step 1
+        if capture and self.can_capture(dev, generator): z, x0, rx = self._graph_chains(model, z0, zs, xs)
+        else: z, x0, rx = self._chains(model, z0, zs, xs, generator)                         # steps 2, 4, 5
+        if replay: self.buffer.push(z)                                                       # step 3 (draws nothing: its place is free)
+        self._record(rx, **({} if from_buf is None else dict(replayed=from_buf.float().mean())))
+        return {k: v.to(home) for k, v in dict(x=rx.x, x0=x0, z0=z0, z=z).items()}
+
+    def _chains(self, model, z0:Tensor, z_steps:int, x_steps:int, generator:torch.Generator|None=None,
+                sync:bool=True, # False: nothing waits for the GPU (what a CUDA graph needs)
+               ) -> tuple:
+        "Steps 2, 4 and 5 of Algorithm 1 from the latent starts `z0`: (z, x0, the visible chain's `LangevinResult`)."
         H = lambda z: model.energy(model.decode(z))                                          # Eq. (15)
         Tz = self.z_T if self.z_T is not None else getattr(model, 'T', 1.)
-        rz = langevin(H, z0, n_steps=self.z_steps if z_steps is None else z_steps, step_size=self.z_step_size,
+        rz = langevin(H, z0, n_steps=z_steps, step_size=self.z_step_size,
                       noise=self.z_noise, T=Tz, spherical=model.spherical, tangent=self.z_tangent and model.spherical,
-                      generator=generator, freeze=model, **self._speed_kw())                # step 2, Eq. (16)
-        if replay: self.buffer.push(rz.x)                                                    # step 3
+                      generator=generator, freeze=model, sync=sync, **self._speed_kw())     # step 2, Eq. (16)
         with torch.no_grad(), frozen(model):                                                 # step 4
             x0 = model.decode(rz.x)
             if getattr(model, 'x_bounds', None) is not None: x0 = x0.clamp(*model.x_bounds)
-        rx = self.x_chain(model, x0, generator, n_steps=x_steps)                             # step 5
-        self._record(rx, **({} if from_buf is None else dict(replayed=from_buf.float().mean().item())))
-        return dict(x=rx.x, x0=x0, z0=z0, z=rz.x)
+        rx = self.x_chain(model, x0, generator, n_steps=x_steps, sync=sync)                 # step 5
+        return rz.x, x0, rx
+
+    def can_capture(self, device, generator:torch.Generator|None=None) -> bool:
+        "Whether training chains run as a CUDA graph: on CUDA, with `capture` on, the default generator, no compile, no failure so far."
+        return (bool(self.capture) and torch.device(device).type == 'cuda' and generator is None and not self.compile
+                and not self._capture_failed)
+
+    def _graph_chains(self, model, z0:Tensor, z_steps:int, x_steps:int) -> tuple:
+        "Steps 2, 4 and 5 replayed from a `ChainGraph`, captured again when the model, the shapes or the settings change."
+        key = (tuple(z0.shape), z0.dtype, z_steps, x_steps, id(model), tuple(p.data_ptr() for p in model.parameters()),
+               tuple(repr(getattr(self, k)) for k in self._names + self._speed))
+        try:
+            if self._graph is None or self._graph.key != key:
+                self._graph = None                          # free the old graph's memory first
+                self._graph = ChainGraph(lambda z: self._chains(model, z, z_steps, x_steps, None, sync=False), z0, key=key)
+            return self._graph(z0)
+        except Exception as ex:                             # never worse than eager: warn once and stay eager
+            self._graph, self._capture_failed = None, True
+            warnings.warn(f"capturing the chains as a CUDA graph failed ({type(ex).__name__}: {str(ex)[:300]}); "
+                          "they run eagerly from now on (OMISampler(capture=False) skips the attempt).")
+            return self._chains(model, z0, z_steps, x_steps, None)
 
     def __call__(self, model, # follows the NAE protocol
                  x_pos:Tensor, # (B, ...) data batch: gives the number of chains and the device
                  generator:torch.Generator|None=None,
                 ) -> dict:
-        "Negatives for training: `x`, and `x0`, `z0`, `z` for plots (Figure 7)."
-        return self.run(model, len(x_pos), x_pos.device, generator)
+        "Negatives for training: `x`, and `x0`, `z0`, `z` for plots (Figure 7); on `x_pos`'s device."
+        return self.run(model, len(x_pos), x_pos.device, generator, capture=True)
 
     def sample_fresh(self, model, # follows the NAE protocol
                      n:int, # number of samples
                      z_steps_mult:int=8, # the latent chain is this many times longer than in training
                      x_steps:int|None=None, # visible chain length; None: as in training
-                     device:str|torch.device|None=None, # None: the device of the model's parameters
-                     generator:torch.Generator|None=None,
+                     device:str|torch.device|None=None, # where the results go; None: the generator's device if given, else the model's
+                     generator:torch.Generator|None=None, # any device (see `core.generator_on`)
                     ) -> dict:
         "Samples for figures (paper Fig. 7, App. D.3): no replay, a longer latent chain; the buffer is left untouched."
         return self.run(model, n, device, generator, z_steps=self.z_steps * z_steps_mult, x_steps=x_steps, replay=False)
@@ -562,7 +625,8 @@ class FastConv2d(nn.Conv2d):
 
     def forward(self, x:Tensor) -> Tensor:
         plain = x.ndim == 4 and self.groups == 1 and self.padding_mode == 'zeros' and not isinstance(self.padding, str)
-        if plain and tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1):
+        if (plain and x.device.type == 'cpu' and tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0)
+                and self.dilation == (1, 1)):
             return _full_conv(x, self.weight, self.bias)
         if plain and self.in_channels == 1 and x.device.type == 'cpu':
             B, O = len(x), self.out_channels
@@ -603,3 +667,43 @@ def accelerate(module:nn.Module, # changed in place and returned
         if enable and type(m) in _FAST: m.__class__ = _FAST[type(m)]
         elif not enable and type(m) in _FAST.values(): m.__class__ = type(m).__mro__[1]
     return module.to(memory_format=torch.channels_last if enable else torch.contiguous_format)
+
+# %% ../nbs/10_samplers.ipynb #61f3e882
+def _clone(o):
+    "A copy of the tensors in `o` (a tensor, tuple, list or `LangevinResult`), so that the next replay cannot overwrite them."
+    if isinstance(o, Tensor): return o.clone()
+    if isinstance(o, (tuple, list)): return type(o)(_clone(v) for v in o)
+    if isinstance(o, LangevinResult): return LangevinResult(*(_clone(getattr(o, f.name)) for f in fields(o)))
+    return o
+
+@contextmanager
+def _cudnn_benchmark():
+    "cuDNN picks the fastest algorithm for each (fixed) shape while a graph is warmed up and captured."
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try: yield
+    finally: torch.backends.cudnn.benchmark = old
+
+class ChainGraph:
+    "A function of one tensor, captured as a CUDA graph: warmed up on a side stream, captured once, replayed on new inputs."
+    def __init__(self, fn, # fn(x) -> tensors (or a tuple of them, or a `LangevinResult`); must not read values back
+                 x:Tensor, # an example input: its shape, dtype and device are fixed for the graph
+                 key=None, # what the graph was built for (the caller compares it to decide when to capture again)
+                 warmup:int=2, # eager runs on a side stream first (cuBLAS/cuDNN set-up and algorithm choice)
+                ):
+        if x.device.type != 'cuda':
+            raise NAEError(f"ChainGraph captures CUDA work, but its input is on {x.device}.", "Run the chains eagerly off CUDA.")
+        self.fn, self.key, self.x = fn, key, x.clone()
+        with _cudnn_benchmark(), torch.random.fork_rng(devices=[x.device]):   # warm-up and capture draw no number of the run
+            s = torch.cuda.Stream(x.device); s.wait_stream(torch.cuda.current_stream(x.device))
+            with torch.cuda.stream(s):
+                for _ in range(warmup): fn(self.x)
+            torch.cuda.current_stream(x.device).wait_stream(s)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph): self.out = fn(self.x)
+        self.replays = 0
+
+    def __call__(self, x:Tensor):
+        "Copy `x` into the graph's input, replay, and return a copy of the outputs."
+        self.x.copy_(x); self.graph.replay(); self.replays += 1
+        return _clone(self.out)

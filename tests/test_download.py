@@ -1,13 +1,14 @@
 """The download path, offline: torchvision's addresses point at a local mirror of tiny archives in the real formats
 (see `mirror.py`); the loaders download, check the MD5s, unpack and read them, and every failure names the files to
-fetch by hand and where they go."""
-import os
+fetch by hand and where they go. A server that takes the connection and never answers, or one whose packets are
+dropped, ends the download within its timeout (`NAE_DOWNLOAD_TIMEOUT`) with the same kind of error."""
+import os, socket, sys, threading, time, types
 from pathlib import Path
 import numpy as np
 import pytest, torch
 from nae_nbdev.core import NAEError
 from nae_nbdev.data import (load_mnist, load_fashion_mnist, load_cifar10, load_svhn, load_omniglot, load_celeba,
-                            load_dataset)
+                            load_dataset, download_timeout)
 from mirror import make_tiny_mnist, closed_port, tiny_images
 
 def _as_float(x): return torch.from_numpy(np.ascontiguousarray(x)).float() / 255
@@ -133,3 +134,105 @@ def test_root_comes_before_nae_data(tmp_path, monkeypatch):
     make_tiny_mnist(tmp_path/'a', n_train=20, n_test=10); make_tiny_mnist(tmp_path/'b', n_train=20, n_test=30)
     monkeypatch.setenv('NAE_DATA', str(tmp_path/'b'))
     assert len(load_mnist('test', root=tmp_path/'a')[0]) == 10 and len(load_mnist('test')[0]) == 30
+
+# --- a download never hangs: servers that never answer ------------------------------------------------------------
+
+LIMIT = 15  # seconds: far above the 1 s timeout the tests set, far below "forever"
+
+@pytest.fixture
+def silent_server(monkeypatch):
+    "A server on 127.0.0.1 that accepts every connection and then says nothing (a host that never answers); yields its address."
+    for var in ('no_proxy', 'NO_PROXY'): monkeypatch.setenv(var, '127.0.0.1,localhost')
+    srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(16); srv.settimeout(0.1)
+    held, stop = [], threading.Event()
+    def serve():
+        while not stop.is_set():
+            try: held.append(srv.accept()[0])                    # keep the connection open, never read or write
+            except socket.timeout: continue
+            except OSError: return
+    th = threading.Thread(target=serve, daemon=True); th.start()
+    yield f'http://127.0.0.1:{srv.getsockname()[1]}'
+    stop.set(); th.join(5)
+    for c in held: c.close()                                     # a client still waiting (no timeout) now sees EOF
+    srv.close()
+
+@pytest.fixture
+def dropping_server(monkeypatch):
+    "A port on 127.0.0.1 whose accept queue is full, so new connections get no answer at all (dropped SYNs); yields its address."
+    for var in ('no_proxy', 'NO_PROXY'): monkeypatch.setenv(var, '127.0.0.1,localhost')
+    srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(0)
+    filler = socket.create_connection(srv.getsockname(), timeout=2)   # fills the queue; nobody accepts it
+    probe = socket.socket(); probe.settimeout(0.5)
+    try: probe.connect(srv.getsockname()); pytest.skip("this system answers connections past a full accept queue")
+    except (socket.timeout, TimeoutError): pass
+    finally: probe.close()
+    yield f'http://127.0.0.1:{srv.getsockname()[1]}'
+    filler.close(); srv.close()
+
+def _ends_within(fn, limit=LIMIT):
+    "Run `fn` in a thread; fail if it is still running after `limit` s, else return (its exception or None, seconds)."
+    out = {}
+    def run():
+        try: fn(); out['err'] = None
+        except BaseException as e: out['err'] = e
+    t0 = time.monotonic()
+    th = threading.Thread(target=run, daemon=True); th.start(); th.join(limit)
+    assert not th.is_alive(), f"the download was still waiting after {limit} s: it hangs"
+    return out['err'], time.monotonic() - t0
+
+def _check_timeout_error(err, secs, addr, files, root):
+    assert isinstance(err, NAEError), repr(err)
+    msg = str(err)
+    assert secs < 10, f"took {secs:.1f} s with a 1 s timeout"
+    assert 'failed' in msg and 'did not answer within 1 s' in msg and 'NAE_DOWNLOAD_TIMEOUT' in msg, msg
+    assert 'by hand' in msg and addr in msg, msg
+    for f in files: assert f'-> {root/f}' in msg, (f, msg)
+    assert 'Traceback' not in msg
+    assert socket.getdefaulttimeout() is None                    # nothing outlives the call
+
+@pytest.mark.parametrize('load,files', [
+    (load_mnist, ['MNIST/raw/train-images-idx3-ubyte.gz', 'MNIST/raw/t10k-labels-idx1-ubyte.gz']),
+    (load_cifar10, ['cifar-10-python.tar.gz']),
+    (load_svhn, ['train_32x32.mat']),
+    (load_omniglot, ['omniglot-py/images_evaluation.zip'])])
+def test_silent_server_times_out_with_a_clear_error(mirror, silent_server, tmp_path, monkeypatch, load, files):
+    monkeypatch.setenv('NAE_DOWNLOAD_TIMEOUT', '1')
+    mirror.patch(url=silent_server)
+    err, secs = _ends_within(lambda: load(root=tmp_path, download=True))
+    _check_timeout_error(err, secs, silent_server, files, tmp_path)
+
+def test_dropped_connection_times_out_with_a_clear_error(mirror, dropping_server, tmp_path, monkeypatch):
+    "No answer to the connection itself, as behind a firewall that drops packets (torchvision then tries the next mirror)."
+    monkeypatch.setenv('NAE_DOWNLOAD_TIMEOUT', '1')
+    mirror.patch(url=dropping_server)
+    err, secs = _ends_within(lambda: load_mnist(root=tmp_path, download=True))
+    _check_timeout_error(err, secs, dropping_server, ['MNIST/raw/train-images-idx3-ubyte.gz'], tmp_path)
+
+def test_celeba_gdown_times_out(silent_server, tmp_path, monkeypatch):
+    "CelebA goes through gdown, which uses requests without a timeout: the timeout reaches it too."
+    requests = pytest.importorskip('requests')
+    def download(id, output, quiet=False, user_agent=None, **kw):   # what gdown does: a session GET, no timeout
+        with requests.Session() as s, s.get(f'{silent_server}/uc?id={id}', stream=True) as r:
+            Path(output).write_bytes(r.content)
+        return output
+    monkeypatch.setitem(sys.modules, 'gdown', types.SimpleNamespace(download=download))
+    monkeypatch.setenv('NAE_DOWNLOAD_TIMEOUT', '1')
+    request = requests.Session.request
+    err, secs = _ends_within(lambda: load_celeba(root=tmp_path, download=True))
+    assert isinstance(err, NAEError) and secs < 10, (err, secs)
+    msg = str(err)
+    assert 'Downloading CelebA' in msg and 'did not answer within 1 s' in msg and 'NAE_DOWNLOAD_TIMEOUT' in msg, msg
+    assert 'list_eval_partition.txt' in msg and f'into {tmp_path/"celeba"}' in msg
+    assert requests.Session.request is request and socket.getdefaulttimeout() is None
+
+def test_timeout_argument_and_restore(silent_server):
+    "`download_timeout(s)` bounds urllib's waits inside the block; the socket default is back afterwards."
+    import urllib.request
+    before = socket.getdefaulttimeout()
+    def fetch():
+        with download_timeout(0.5) as t:
+            assert t == 0.5 and socket.getdefaulttimeout() == 0.5
+            urllib.request.urlopen(f'{silent_server}/x')
+    err, secs = _ends_within(fetch)
+    assert isinstance(err, OSError) and 'timed out' in str(err) and secs < 5, (err, secs)
+    assert socket.getdefaulttimeout() == before
