@@ -15,7 +15,7 @@ from .run import train_run, experiment_data, experiment_model, evaluate, format_
 from .checkpoint import load_checkpoint, load_model_state
 
 # %% auto #0
-__all__ = ['cli_command', 'fix_argv', 'nae_train', 'load_run', 'nae_eval', 'eval_run', 'nae_sample', 'sample_run']
+__all__ = ['cli_command', 'fix_argv', 'nae_train', 'train_each', 'load_run', 'nae_eval', 'eval_run', 'nae_sample', 'sample_run']
 
 # %% ../nbs/47_cli.ipynb #f9e81f82
 _COMMANDS = ('nae_train', 'nae_eval', 'nae_sample', 'nae_bench')
@@ -147,9 +147,14 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
               ckpt_every:str=None, # iterations between checkpoints
               log_every:str=None, # iterations between log records
               neg_every:str=None, # NAE iterations between snapshots of negative samples, saved in negatives.pt (none: off)
+              each_holdout:str=None, # one run per held-out class, e.g. 0-9 (Table 1) or 1,7,9: each in OUT/h<k>, resumable on its own
+              jobs:int=1, # with --each_holdout: runs at the same time (10 at once on one H200 gave 1.04x the throughput of one)
              ):
     "Train a (normalized) autoencoder from a preset and print its test AUROC (higher score = more outlying)."
     given = {k: v for k, v in locals().items() if v is not None and k not in _RUN_ARGS}
+    if each_holdout is not None:
+        train_each(each_holdout, {'preset': preset, **given}, jobs=jobs, out=out, resume=resume, overwrite=overwrite, quiet=quiet, download=download)
+        return                                 # (a console script's return value would become its exit status)
     base = _preset(preset)
     over = {k: _coerce(k, v, base[k]) for k, v in given.items()}
     cfg = _preset(preset, **over)
@@ -158,7 +163,59 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
     if out is None and resume: raise NAEError("--resume needs the run directory.", "Pass --out DIR of the run to continue.")
     train_run(cfg, out=out or _default_out(cfg), resume=resume, overwrite=overwrite, progress=not quiet)
 
-_RUN_ARGS = ('preset', 'out', 'resume', 'overwrite', 'quiet', 'download')
+_RUN_ARGS = ('preset', 'out', 'resume', 'overwrite', 'quiet', 'download', 'each_holdout', 'jobs')
+
+def _classes(spec:str) -> list[int]:
+    "'0-9' -> [0, ..., 9]; '1,7,9' -> [1, 7, 9]; ranges and lists mix ('0-2,5')."
+    out = []
+    for part in str(spec).split(','):
+        a, sep, b = part.strip().partition('-')
+        try: out += list(range(int(a), int(b) + 1)) if sep else [int(a)]
+        except ValueError: raise NAEError(f"--each_holdout {spec!r} is not a list of classes.", "Pass e.g. 0-9, or 1,7,9.") from None
+    if not out or len(set(out)) != len(out): raise NAEError(f"--each_holdout {spec!r} names no class, or one twice.", "Pass e.g. 0-9.")
+    return out
+
+def train_each(spec:str, # the held-out classes, e.g. '0-9'
+               given:dict, # nae_train's other settings (strings, as on the command line)
+               jobs:int=1, # runs at the same time
+               out:str|None=None, # parent folder; run k goes to OUT/h<k>, its console output to OUT/h<k>.out
+               resume:bool=False, overwrite:bool=False, quiet:bool=True, download:bool=False,
+              ) -> dict:
+    "One `nae_train` process per held-out class, `jobs` at a time; each run keeps its own directory, lock, log, resume and guard."
+    import subprocess, os
+    ks = _classes(spec)
+    if 'holdout' in given: raise NAEError("--each_holdout and --holdout were both given.", "Pass one of them.")
+    if jobs < 1: raise NAEError(f"--jobs {jobs} must be at least 1.", "Pass --jobs 1 (one run after the other) or more.")
+    cfg = _preset(given.get('preset', 'digits_holdout'))
+    root = Path(out) if out else Path('runs')/f"{cfg['preset']}-{given.get('model', cfg['model'])}-each-{time.strftime('%Y%m%d-%H%M%S')}"
+    root.mkdir(parents=True, exist_ok=True)
+    def cmd(k):
+        kw = {**given, 'holdout': str(k), 'out': str(root/f'h{k}'), 'resume': resume, 'overwrite': overwrite, 'quiet': True, 'download': download}
+        return [sys.executable, '-c', f"from nae_nbdev.cli import nae_train; nae_train(**{kw!r})"]
+    todo, running, done = list(ks), {}, {}
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                k = todo.pop(0); f = open(root/f'h{k}.out', 'w')
+                running[k] = (subprocess.Popen(cmd(k), stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ)), f)
+            for k, (p, f) in list(running.items()):
+                if p.poll() is None: continue
+                f.close(); done[k] = p.returncode; del running[k]
+                if not quiet: print(f"held-out {k}: {'finished' if p.returncode == 0 else f'failed (exit {p.returncode}), see {root}/h{k}.out'}", flush=True)
+            time.sleep(0.2)
+    finally:                                   # Ctrl-C: each run saves its checkpoint on SIGTERM and resumes with --resume
+        for k, (p, f) in running.items(): p.terminate()
+        for k, (p, f) in running.items(): p.wait(); f.close()
+    rows = {}
+    for k in ks:
+        m = root/f'h{k}'/'metrics.json'
+        rows[k] = _json.loads(m.read_text()) if done.get(k) == 0 and m.exists() else None
+    for k, m in rows.items():                  # the summary, also with --quiet
+        au = {c: v[f'holdout_{k}']['auroc'] for c, v in (m or {}).items() if isinstance(v, dict) and f'holdout_{k}' in v}
+        print(f"held-out {k}: " + (', '.join(f'{c.upper()} AUROC {a:.3f}' for c, a in au.items()) if m else 'no result'), flush=True)
+    bad = [k for k in ks if done.get(k) != 0]
+    if bad: raise NAEError(f"the runs holding out {bad} failed.", f"Read {root}/h<k>.out; rerun with --out {root} --resume to continue them.")
+    return dict(out=root, metrics=rows)
 
 # %% ../nbs/47_cli.ipynb #b1c191d3
 def load_run(run_dir:str|Path, # a directory written by nae_train

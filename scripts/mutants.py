@@ -46,7 +46,7 @@ MUTANTS = [
     M('e06', 'ebm', 'loss', 'return sum((p**2).sum() for p in ps)', 'return sum(p.abs().sum() for p in ps)', 'L1 instead of squared L2'),
     M('e07', 'ebm', 'temperature', 'nn.Parameter(torch.tensor(math.log(T)), requires_grad=trainable)', 'nn.Parameter(torch.tensor(float(T)), requires_grad=trainable)', 'stores T, not log T'),
     M('e08', 'ebm', 'exact samples', 'return x[idx] + (u - 0.5) * h', 'return x[idx] + u * h', 'grid samples shifted by half a cell'),
-    M('e09', 'ebm', 'exact NLL', 'return energy_fn(x).mean() / T + log_partition', 'return energy_fn(x).mean() + log_partition', 'NLL without 1/T'),
+    M('e09', 'ebm', 'exact NLL', 'return (energy_fn(x.to(dev)).mean() / T + log_partition', 'return (energy_fn(x.to(dev)).mean() + log_partition', 'NLL without 1/T'),
     # --- linear: the linear NAE as a Gaussian
     M('l01', 'linear', 'closed form', 'def precision(self) -> Tensor: A = self.A(); return 2 * A @ A / self.T', 'def precision(self) -> Tensor: A = self.A(); return A @ A / self.T', 'precision without the 2'),
     M('l02', 'linear', 'closed form', 'torch.log(math.pi * self.T)', 'torch.log(2 * math.pi * self.T)', 'log Omega with 2 pi T'),
@@ -65,12 +65,12 @@ MUTANTS = [
     M('s09', 'samplers', 'tangent projection', 'if tangent: g = g - _bview', 'if False: g = g - _bview', 'tangent projection off'),
     M('s10', 'samplers', 'tangent projection', 'if tangent: g = g - _bview((g * x).flatten(1).sum(1), x) * x', 'if tangent: g = g + _bview((g * x).flatten(1).sum(1), x) * x', 'tangent projection with the wrong sign'),
     M('s11', 'samplers', 'sphere', 'if spherical: xp = to_sphere(xp)', 'pass', 'spherical chain not renormalised'),
-    M('s12', 'samplers', 'buffer', 'x = x[-self.capacity:].to(self.data.device, self.data.dtype)', 'x = x[:self.capacity].to(self.data.device, self.data.dtype)', 'an oversized push keeps the oldest'),
+    M('s12', 'samplers', 'buffer', 'x = x[-self.capacity:].to(self.data.dtype)', 'x = x[:self.capacity].to(self.data.dtype)', 'an oversized push keeps the oldest'),
     M('s13', 'samplers', 'buffer', 'm = _rand((n,), x.device, generator=generator) < self.replay_prob', 'm = _rand((n,), x.device, generator=generator) > self.replay_prob', 'replays 5% instead of 95%'),
-    M('s14', 'samplers', 'buffer contents', 'if replay: self.buffer.push(rz.x)', 'if replay: self.buffer.push(z0)', 'OMI stores the chain starts'),
+    M('s14', 'samplers', 'buffer contents', 'if replay: self.buffer.push(z)', 'if replay: self.buffer.push(z0)', 'OMI stores the chain starts'),
     M('s15', 'samplers', 'OMI', 'x0 = model.decode(rz.x)', 'x0 = model.decode(z0)', 'visible chain starts from f_d(z0)'),
-    M('s16', 'samplers', 'OMI', 'rz = langevin(H, z0, n_steps=self.z_steps if z_steps is None else z_steps,', 'rz = langevin(H, z0, n_steps=0,', 'latent chain skipped'),
-    M('s17', 'samplers', 'OMI', 'return dict(x=rx.x, x0=x0, z0=z0, z=rz.x)', 'return dict(x=rx.x, x0=x0, z0=z0, z=z0)', 'OMI reports z0 as z'),
+    M('s16', 'samplers', 'OMI', 'rz = langevin(H, z0, n_steps=z_steps,', 'rz = langevin(H, z0, n_steps=0,', 'latent chain skipped'),
+    M('s17', 'samplers', 'OMI', 'dict(x=rx.x, x0=x0, z0=z0, z=z).items()', 'dict(x=rx.x, x0=x0, z0=z0, z=z0).items()', 'OMI reports z0 as z'),
     M('s18', 'samplers', 'PCD', 'self.chains = torch.cat([r.x, self.chains[B:]])', 'self.chains = torch.cat([x0, self.chains[B:]])', 'PCD chains not advanced'),
     M('s19', 'samplers', 'buffer contents', 'self.buffer.push(r.x)', 'self.buffer.push(x0)', 'PCD buffer stores the starts'),
     M('s20', 'samplers', 'CD', 'x0 = x_pos.detach()', 'x0 = torch.rand_like(x_pos)', 'CD starts from noise'),
@@ -78,6 +78,8 @@ MUTANTS = [
     M('s22', 'samplers', 'gradient', 'g, = torch.autograd.grad(E.sum(), x)', 'g, = torch.autograd.grad(E.mean(), x)', 'gradient divided by the batch size'),
     M('s23', 'samplers', 'parameter gradients', 'for p in ps: p.requires_grad_(True)', 'pass', 'frozen() does not restore requires_grad'),
     M('s24', 'samplers', 'Temperature of the latent chain', "Tz = self.z_T if self.z_T is not None else getattr(model, 'T', 1.)", 'Tz = 1.', "latent chain ignores the model's T"),
+    M('s25', 'samplers', 'OMI box', "if getattr(model, 'x_bounds', None) is not None: x0 = x0.clamp(*model.x_bounds)", 'pass', 'visible chain starts outside the box'),
+    M('s26', 'samplers', 'PCD noise', "if self.init_dist == 'gaussian': box = None", "if False: box = None", "init_dist='gaussian' draws uniform noise"),
     # --- models: the NAE and the baselines' maths
     M('m01', 'models', 'energy', 'return (self.decoder(z) - x).square().flatten(1).mean(1), z', 'return (self.decoder(z) - x).square().flatten(1).sum(1), z', 'energy not divided by D'),
     M('m02', 'models', 'DAE corruption', 'self.decode(self.encode(x + self.sigma * torch.randn_like(x)))', 'self.decode(self.encode(x))', 'DAE without corruption'),
@@ -119,6 +121,11 @@ MUTANTS = [
     M('r04', 'learner', 'resume', "self.step, self.stopped, self._elapsed0, self._t0 = c['step'], c['stopped'], c['elapsed'], time.time()", "self.step, self.stopped, self._elapsed0, self._t0 = 0, c['stopped'], c['elapsed'], time.time()", 'resume restarts the step count'),
     M('r05', 'learner', 'gradient clipping', 'def after_backward(self, learn): nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm)', 'def after_backward(self, learn): pass', 'gradient clipping callback does nothing'),
     M('r06', 'learner', 'early stopping', "if learn.val['bad'] > self.patience: raise CancelFitException()", "if learn.val['bad'] > self.patience + 1: raise CancelFitException()", 'early stopping one validation late'),
+    M('r07', 'learner', 'dead network', "stuck = prev is not None and (prev['energy'] is None", "stuck = prev is None or (prev['energy'] is None", 'a fresh network is judged dead at the first check'),
+    M('r08', 'learner', 'rollback', 'if ck is not None: ck.save(learn)   # the restored state', 'pass   # the restored state', 'after a rollback last.pt keeps the dead network'),
+    M('r09', 'learner', 'dead network', 'self.good = None   # every checkpoint since then', 'pass   # every checkpoint since then', 'a network dead from the start is rolled back to its dead start'),
+    # --- run (46_run)
+    M('p01', 'run', 'PCD settings', "kw.update(dict(buffer_size=cfg['buffer_size'], replay_prob=cfg['replay_prob']) if cfg['replay'] else", "kw.update(dict() if cfg['replay'] else", 'nae_pcd ignores buffer_size and replay_prob'),
 ]
 
 def owner(module:str) -> str:

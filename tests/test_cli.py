@@ -97,3 +97,15 @@ def test_download_flag_fetches_then_trains_and_evaluates(mirror, tmp_path):
     n = len(mirror.requests)
     rep = eval_run(out, ood=['noise'], download=True)          # the files are there now: nothing is fetched again
     assert set(rep) == {'holdout_9', 'noise'} and len(mirror.requests) == n
+
+def test_each_holdout_trains_one_run_per_class(tmp_path):
+    "Table 1 in one command: one run directory per held-out class, two at once, each resumable on its own."
+    out = tmp_path/'each'
+    r = run_cli('nae_train', '--each_holdout', '1,2', '--jobs', '2', *TINY, '--out', out, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for k in (1, 2):
+        m = json.loads((out/f'h{k}'/'metrics.json').read_text())
+        assert f'holdout_{k}' in m['nae'] and json.loads((out/f'h{k}'/'config.json').read_text())['holdout'] == k
+    assert 'held-out 1:' in r.stdout and 'held-out 2:' in r.stdout
+    r2 = run_cli('nae_train', '--each_holdout', '1,2', *TINY, '--out', out, check=False)   # finished runs are not overwritten
+    assert r2.returncode != 0 and 'failed' in r2.stderr
