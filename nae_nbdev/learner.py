@@ -537,13 +537,17 @@ class GuardCB(Callback):
         s = learn.broadcast(self.probe_stats(learn.model) if learn.is_main else None)   # distributed: rank 0 decides for all
         prev = next((c for c in reversed(self.checks) if c['step'] < learn.step), None)
         why = []
-        stuck = prev is None or prev['energy'] is None or s['energy'] is None or prev['energy'] - s['energy'] < self.min_progress * abs(prev['energy'])
+        # the phase's first check is never "stuck": an untrained network is not a dead one (a fresh Conv28's spread is ~3e-5)
+        stuck = prev is not None and (prev['energy'] is None or s['energy'] is None or prev['energy'] - s['energy'] < self.min_progress * abs(prev['energy']))
         if s['spread'] is not None and s['spread'] < self.min_spread and stuck:   # a fresh network's mean-image phase is not stuck
             why.append(f"its reconstructions of {len(self.probe)} validation inputs spread {s['spread']:.3g} times as much as the inputs "
                        f"(below {self.min_spread:g}) and their energy stopped falling: the output no longer depends on the input")
         if prev is not None and s['energy'] is not None and prev['energy'] is not None and math.isfinite(s['energy']) \
            and abs(s['energy'] - prev['energy']) <= self.frozen_tol * max(abs(prev['energy']), 1e-12):
             why.append(f"the mean validation energy stayed at {s['energy']:.6g} from iteration {prev['step']} to {learn.step}")
+            if prev is self.checks[0] and not prev['dead']:   # training could not move the network of the first check: dead already
+                prev['dead'] = f"training did not move its energy from iteration {prev['step']} to {learn.step}"
+                self.good = None   # every checkpoint since then holds that network
         self.checks.append(dict(step=learn.step, **s, dead='; '.join(why) or None))
         n = 0
         for c in reversed(self.checks):
@@ -586,6 +590,8 @@ class GuardCB(Callback):
     def after_rollback(self, learn):
         for g, lr in zip(learn.opt.param_groups, self.base_lrs): g['lr'] = lr * self.lr_factor ** self.rollbacks
         self.checks = [c for c in self.checks if c['step'] <= learn.step]
+        ck = next((c for c in learn.cbs if isinstance(c, CheckpointCB)), None)
+        if ck is not None: ck.save(learn)   # the restored state is `last.pt` at once: a kill from here on resumes from it
 
     def state_dict(self): return dict(hist=self.hist, rollbacks=self.rollbacks, base_lrs=self.base_lrs, events=self.events, checks=self.checks)
     def load_state_dict(self, sd):

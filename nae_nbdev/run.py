@@ -59,15 +59,23 @@ _SAMPLER_KEYS = ('z_steps', 'z_step_size', 'z_noise', 'x_steps', 'x_step_size', 
                  'x_clip_grad', 'x_mh', 'replay', 'buffer_size', 'replay_prob')
 _X_KEYS = tuple(k for k in _SAMPLER_KEYS if k.startswith('x_'))
 
+def _sampler_kw(cfg:dict, kind:str) -> dict:
+    "The sampler settings of `cfg` for the sampler of model `kind` ('nae', 'nae_cd' or 'nae_pcd')."
+    if kind == 'nae': return {k: cfg[k] for k in _SAMPLER_KEYS}
+    kw = {k: cfg[k] for k in _X_KEYS}
+    if kind == 'nae_pcd':   # the x-space replay buffer; without replay, every chain starts from fresh noise
+        kw.update(dict(buffer_size=cfg['buffer_size'], replay_prob=cfg['replay_prob']) if cfg['replay'] else
+                  dict(buffer_size=None, restart_prob=1.))
+    return kw
+
 def experiment_model(cfg:dict, # a preset
                      x_shape:tuple): # per-sample input shape
     "The model of `cfg` for inputs of shape `x_shape`."
     kind = cfg['model']
     kw = dict(net=cfg['net'], dz=cfg['dz'], mult=cfg['mult'])
     if kind.startswith('nae'):
-        keys = _SAMPLER_KEYS if kind == 'nae' else _X_KEYS
         kw.update(spherical=cfg['spherical'], T=cfg['temp'], trainable_T=cfg['learn_temp'], gamma=cfg['gamma'],
-                  l2=cfg['l2'], ae_l2=cfg.get('ae_l2', False), sampler_kw={k: cfg[k] for k in keys})
+                  l2=cfg['l2'], ae_l2=cfg.get('ae_l2', False), sampler_kw=_sampler_kw(cfg, kind))
     elif kind == 'ae': kw.update(spherical=cfg['spherical'])
     return make_model(kind, x_shape, **kw)
 

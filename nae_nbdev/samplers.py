@@ -428,16 +428,24 @@ def box_noise(n:int, # number of draws
 class PCDSampler(Sampler):
     """Persistent CD, two ways. `buffer_size=None`: B persistent chains, each call continues the last call's chains,
     a chain restarts from p0 with probability `restart_prob`. `buffer_size=n`: the official code's "x" sampling, a replay
-    buffer of n states in x; each chain starts from the buffer with probability `replay_prob`, else from p0, and its end is stored."""
-    _names = ('restart_prob', 'init_box', 'buffer_size', 'replay_prob') + Sampler._names
+    buffer of n states in x; each chain starts from the buffer with probability `replay_prob`, else from p0, and its end is stored.
+    p0, the noise distribution, is uniform on a box by default, or N(0, I) with `init_dist='gaussian'` (the official code's default)."""
+    _names = ('restart_prob', 'init_box', 'buffer_size', 'replay_prob', 'init_dist') + Sampler._names
     def __init__(self,
                  restart_prob:float=0., # chains only: per chain and call, the chance of restarting from p0
-                 init_box:tuple|None=None, # p0 is uniform on this box; None: the model's x_bounds, else N(0, I)
+                 init_box:tuple|None=None, # 'uniform' p0 is uniform on this box; None: the model's x_bounds, else N(0, I)
                  buffer_size:int|None=None, # None: persistent chains; n: an x-space replay buffer of n states (official: 10,000)
                  replay_prob:float=0.95, # buffer only: the chance that a chain starts from the buffer (Du & Mordatch: 0.95)
+                 init_dist:str='uniform', # p0: 'uniform' on a box (see `init_box`), or 'gaussian', N(0, I) not clamped (the official default)
                  **kwargs, # the visible-chain settings of `Sampler`
                 ):
         super().__init__(**kwargs)
+        if init_dist not in ('uniform', 'gaussian'):
+            raise NAEError(f"init_dist={init_dist!r} is not a noise distribution of PCD.", "Pass init_dist='uniform' or init_dist='gaussian'.")
+        if init_dist == 'gaussian' and init_box is not None:
+            raise NAEError(f"init_box={init_box} sets the box of uniform noise, but init_dist='gaussian'.",
+                           "Pass init_box=None with init_dist='gaussian', or init_dist='uniform' with the box.")
+        self.init_dist = init_dist
         if buffer_size is not None and restart_prob:
             raise NAEError("restart_prob applies to persistent chains, but buffer_size is set.",
                            "With a buffer, 1 - replay_prob is the restart probability; pass restart_prob=0.")
@@ -447,7 +455,8 @@ class PCDSampler(Sampler):
 
     def p0(self, model, n:int, like:Tensor, generator:torch.Generator|None=None) -> Tensor:
         "`n` draws from the noise distribution, shaped, typed and placed like `like`."
-        box = self.init_box if self.init_box is not None else getattr(model, 'x_bounds', None)
+        if self.init_dist == 'gaussian': box = None
+        else: box = self.init_box if self.init_box is not None else getattr(model, 'x_bounds', None)
         return box_noise(n, like.shape[1:], box, like.device, like.dtype, generator)
 
     def __call__(self, model, # follows the model protocol
@@ -455,6 +464,11 @@ class PCDSampler(Sampler):
                  generator:torch.Generator|None=None,
                 ) -> dict:
         "Negatives: `x`, the chains advanced by `x_steps` steps from `x0` (persistent chains, or starts drawn from the buffer)."
+        if self.init_dist == 'gaussian' and getattr(model, 'x_bounds', None) is not None and \
+           (self.x_bounds_mode or ('reject' if self.x_mh else 'clamp')) == 'reject':
+            raise NAEError("init_dist='gaussian' starts chains outside the model's box, and a chain that rejects the moves that leave "
+                           "the box (x_bounds_mode='reject', the default with MH) would never enter it.",
+                           "Use init_dist='uniform' (noise inside the box) with x_mh=True or x_bounds_mode='reject'.")
         B = len(x_pos)
         x_pos, home, generator = self._home(model, x_pos, generator)
         if self.buffer is not None:
