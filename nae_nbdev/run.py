@@ -239,7 +239,7 @@ def format_metrics(metrics:dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/46_run.ipynb #b7e0a002
-SCALES = ('smoke', 'cpu', 'paper')
+SCALES = ('smoke', 'cpu', 'gpu', 'paper')   # 'gpu': one short GPU slot (notebook 51); never the default
 
 def scale(default:str|None=None, # the notebook's choice; None: 'paper' with CUDA, else 'cpu'
          ) -> str:
