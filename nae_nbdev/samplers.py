@@ -33,7 +33,7 @@ def _draw(fn, # torch.randn or torch.rand
           dtype=torch.float32,
           generator:torch.Generator|None=None, # any device; one elsewhere seeds a new one on `device`
          ) -> Tensor:
-    "Draws of `fn` on `device`, from `generator` when given (see `core.generator_on`)."
+    "Draws of `fn` on `device`, from `generator` when given (see `generator_on`)."
     device = torch.device('cpu' if device is None else device)
     return fn(shape, device=device, dtype=dtype, generator=generator_on(generator, device))
 
@@ -170,7 +170,7 @@ def langevin(energy, # callable (B, ...) -> (B,) energies, e.g. `model.energy`
              spherical:bool=False, # renormalise every sample onto the unit sphere after each step
              tangent:bool=False, # spherical only: project grad E onto the tangent plane at x
              mh:bool=False, # Metropolis-Hastings correction (MALA), exact for any lambda, sigma, T
-             generator:torch.Generator|None=None, # RNG for the noise and the MH draws (any device, see `core.generator_on`)
+             generator:torch.Generator|None=None, # RNG for the noise and the MH draws (any device, see `generator_on`)
              return_traj:bool=False, # keep every state (for plots)
              return_energies:bool=False, # keep every state's energy (for plots and stats)
              freeze:nn.Module|None=None, # module whose parameters are frozen during the chain; None: energy's owner
@@ -542,7 +542,7 @@ class OMISampler(Sampler):
     def run(self, model, # follows the NAE protocol: energy, decode, latent_shape, spherical, T, x_bounds
             n:int, # number of chains
             device:str|torch.device|None=None, # where the results go; None: the generator's device if given, else the model's
-            generator:torch.Generator|None=None, # any device (see `core.generator_on`)
+            generator:torch.Generator|None=None, # any device (see `generator_on`)
             z_steps:int|None=None, # None: `z_steps`
             x_steps:int|None=None, # None: `x_steps`
             replay:bool|None=None, # None: `replay`; False neither reads nor writes the buffer
@@ -609,7 +609,7 @@ class OMISampler(Sampler):
                      z_steps_mult:int=8, # the latent chain is this many times longer than in training
                      x_steps:int|None=None, # visible chain length; None: as in training
                      device:str|torch.device|None=None, # where the results go; None: the generator's device if given, else the model's
-                     generator:torch.Generator|None=None, # any device (see `core.generator_on`)
+                     generator:torch.Generator|None=None, # any device (see `generator_on`)
                     ) -> dict:
         "Samples for figures (paper Fig. 7, App. D.3): no replay, a longer latent chain; the buffer is left untouched."
         return self.run(model, n, device, generator, z_steps=self.z_steps * z_steps_mult, x_steps=x_steps, replay=False)
@@ -702,7 +702,7 @@ class ChainGraph:
     "A function of one tensor, captured as a CUDA graph: warmed up on a side stream, captured once, replayed on new inputs."
     def __init__(self, fn, # fn(x) -> tensors (or a tuple of them, or a `LangevinResult`); must not read values back
                  x:Tensor, # an example input: its shape, dtype and device are fixed for the graph
-                 key=None, # what the graph was built for (the caller compares it to decide when to capture again)
+                 key:tuple|None=None, # what the graph was built for (the caller compares it to decide when to capture again)
                  warmup:int=2, # eager runs on a side stream first (cuBLAS/cuDNN set-up and algorithm choice)
                 ):
         if x.device.type != 'cuda':
