@@ -4,6 +4,7 @@
 
 # %% ../nbs/48_detector.ipynb #fc4da657
 from __future__ import annotations
+import warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -105,11 +106,27 @@ def _calib_split(n:int, # number of training samples
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[k:]), np.sort(perm[:k])
 
+def _min_calibration_rows(c:float # the target false-positive rate (`contamination`)
+                         ) -> int:
+    "The fewest held-out scores for which the conformal threshold keeps the false-positive rate at most `c`: ceil((1-c)/c)."
+    return int(np.ceil((1 - c) / c - 1e-9))   # the tolerance: (1 - 0.1)/0.1 is 9.000000000000002 in floating point
+
 def _conformal_threshold(s:np.ndarray, # scores of n held-out normal samples
-                         c:float, # the fraction of new normal samples we accept to flag
+                         c:float, # the target false-positive rate (`contamination`)
+                         stacklevel:int=2, # of the warning: 2 names the caller
                         ) -> float:
-    "The k-th smallest of `s`, k = ceil((n+1)(1-c)) (at most n): a new exchangeable score exceeds it with probability at most c."
-    k = min(len(s), int(np.ceil((len(s) + 1) * (1 - c) - 1e-9)))
+    """The k-th smallest of the n scores `s`, k = ceil((n+1)(1-c)): a new score exchangeable with `s` exceeds it with
+    probability at most 1 - k/(n+1) <= c. That needs k <= n, i.e. n >= ceil((1-c)/c); with fewer scores the threshold is
+    the largest one, a new score exceeds it with probability 1/(n+1) (no ties), which is above `c`, and a warning says so."""
+    n = len(s)
+    k = int(np.ceil((n + 1) * (1 - c) - 1e-9))
+    if k > n:
+        m = _min_calibration_rows(c)
+        warnings.warn(f"Only {n} held-out calibration rows: with contamination={c:g} the conformal threshold needs at least {m} "
+                      f"(ceil((1 - c)/c)). threshold_ is the largest held-out score, so predict() flags a new normal sample with "
+                      f"probability 1/(n+1) = {1 / (n + 1):.3f}, not at most {c:g}. Hold out {m} rows or more (more rows in X or a "
+                      f"larger calibration fraction), or pass contamination >= {np.ceil(1000 / (n + 1)) / 1000:g}.", stacklevel=stacklevel)
+        k = n
     return float(np.sort(s)[k - 1])
 
 class _Detector(BaseEstimator):
@@ -119,8 +136,8 @@ class _Detector(BaseEstimator):
     def _check_params(self):
         c = self.contamination
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 0.5:
-            raise NAEError(f"contamination={c!r}: it must be a number in (0, 0.5], the expected fraction of outliers.",
-                           "Pass e.g. contamination=0.1 (the default); it only sets threshold_, used by predict().")
+            raise NAEError(f"contamination={c!r}: it must be a number in (0, 0.5], the target false-positive rate of predict().",
+                           "Pass e.g. contamination=0.1 (the default: predict() flags at most 10% of new normal samples); it only sets threshold_.")
         if self.scale not in _SCALES:
             raise NAEError(f"scale={self.scale!r} is not a scaling we know.",
                            "Pass scale='auto' (the default: min-max scaling unless the data lie in [0, 1]), scale='minmax' "
@@ -131,8 +148,10 @@ class _Detector(BaseEstimator):
                            "Pass e.g. calibration=0.15 (the default) to hold out 15% of X to set threshold_, or 0 to use the training scores.")
 
     def _seed(self) -> int:
-        "The training seed: `random_state` if it is an int, else one drawn from it (scikit-learn's convention)."
+        """The training seed: `random_state` if it is an int; for None, one from the operating system's entropy, which
+        leaves numpy's, torch's and python's global generators alone; for a `RandomState`, one drawn from it (scikit-learn's convention)."""
         rs = self.random_state
+        if rs is None: return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
         if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool): return int(rs)
         return int(check_random_state(rs).randint(2**31 - 1))
 
@@ -143,32 +162,31 @@ class _Detector(BaseEstimator):
             raise DetectorNotFitted(f"This {type(self).__name__} is not fitted yet.",
                                     f"Call fit(X_train) first, or {type(self).__name__}.load(path) for a saved detector.")
 
-    def _as_data(self, X, name:str):
-        "Data to score: a float tensor (N, *x_shape), scaled if the detector has a scaler, or `_Checked` batches for Datasets. Any finite value is accepted."
+    def _as_data(self, X, name:str, bounded:bool=False):
+        """Data to score: a float tensor (N, *x_shape), scaled if the detector has a scaler, or `_Checked` batches for Datasets.
+        Any finite value is accepted; `bounded=True` (the training data in `fit`) refuses a Dataset's values outside [0, 1]."""
         if isinstance(X, (Dataset, DataLoader)):
             if self.scale_min_ is not None: raise NAEError(_STREAM_SCALE[0].format(type(X).__name__), _STREAM_SCALE[1])
-            return _Checked(X, name, self.x_shape_, ordered=True, bounded=False, batch_size=256)
+            return _Checked(X, name, self.x_shape_, ordered=True, bounded=bounded, batch_size=256)
         x = _check_input(X, name, self.x_shape_, bounded=False)
         return x.float() if self.scale_min_ is None else _minmax(x, self.scale_min_, self.scale_range_)
 
     def _fit_data(self, X, seed:int):
-        "Training and calibration data: checked, split (`calibration`) and scaled on the training part."
+        "The training data (checked, scaled on the training part) and the indices of the rows held out of it (`calibration`)."
         scaled = self.scale == 'minmax' or (self.scale == 'auto' and not _in_unit_range(X))
         if isinstance(X, DataLoader):   # a loader keeps its own sampler: no split
             if scaled: raise NAEError(_STREAM_SCALE[0].format(type(X).__name__), _STREAM_SCALE[1])
-            return _Checked(X, 'X', batch_size=self.batch_size, seed=seed), None, np.zeros(0, dtype=int)
+            return _Checked(X, 'X', batch_size=self.batch_size, seed=seed), np.zeros(0, dtype=int)
         if isinstance(X, Dataset):
             if scaled: raise NAEError(_STREAM_SCALE[0].format(type(X).__name__), _STREAM_SCALE[1])
             fit_idx, cal_idx = _calib_split(len(X), self.calibration, seed)
-            fit = _Checked(Subset(X, fit_idx.tolist()), 'X', batch_size=self.batch_size, seed=seed)
-            cal = _Checked(Subset(X, cal_idx.tolist()), 'X', ordered=True, batch_size=256) if len(cal_idx) else None
-            return fit, cal, cal_idx
+            return _Checked(Subset(X, fit_idx.tolist()), 'X', batch_size=self.batch_size, seed=seed), cal_idx
         x = _check_input(X, 'X', bounded=not scaled)
         fit_idx, cal_idx = _calib_split(len(x), self.calibration, seed)
         if scaled:
             self.scale_min_, self.scale_range_ = _minmax_fit(x[fit_idx])
             x = _minmax(x, self.scale_min_, self.scale_range_)
-        return x[fit_idx], (x[cal_idx] if len(cal_idx) else None), cal_idx
+        return x[fit_idx], cal_idx
 
     def _scores(self, data) -> np.ndarray:
         "The model's outlier score of every sample of `data` (tensor or `_Checked`), in order, as float64."
@@ -180,20 +198,25 @@ class _Detector(BaseEstimator):
 
     def fit(self, X, # inliers: array/tensor (N, D), (N, H, W) or (N, C, H, W), a torch Dataset, or a DataLoader
             y:None=None): # ignored (scikit-learn API)
-        """Train on `X` (assumed to be mostly inliers) and set `threshold_`; returns `self`.
-        A random `calibration` fraction of `X` is held out of training; `threshold_` is the split-conformal
-        `1 - contamination` quantile of the scores of these unseen samples, so `predict` flags at most about a fraction
-        `contamination` of new normal data.
-        With `calibration=0`, or a DataLoader, the quantile of the training scores is used (PyOD's rule), which flags more."""
+        """Train on `X` (normal samples) and set `threshold_`; returns `self`.
+        A random `calibration` fraction of `X`, n rows (`calib_index_`), is held out of training; `threshold_` is the
+        split-conformal `1 - contamination` quantile of their scores: the k-th smallest, k = ceil((n+1)(1 - contamination)).
+        If the rows of `X` are normal, `predict` flags a new normal sample with probability at most `contamination`, provided
+        n >= ceil((1 - contamination)/contamination) (9 rows at 0.1); with fewer, `threshold_` is the largest held-out score,
+        the probability is 1/(n+1), above `contamination`, and a warning says so.
+        With no row held out (`calibration=0`, or fewer than 10 rows in `X`) or a DataLoader, `threshold_` is the
+        `1 - contamination` quantile of the training scores (PyOD's rule), which flags more.
+        `decision_scores_` scores every row of `X`, and `labels_ = decision_scores_ > threshold_` is `predict(X)`: of the n
+        held-out rows it flags at most n - k, fewer than a fraction `contamination`, and of the rows the model trained on usually
+        fewer still. Unlike PyOD's, `labels_` does not flag a fraction `contamination` of `X` (except with PyOD's rule)."""
         self._check_params()
-        for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_', 'calib_index_', 'n_features_in_'):
+        for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_', 'calib_index_', 'n_features_in_', 'seed_'):
             self.__dict__.pop(a, None)
         self.scale_min_ = self.scale_range_ = None
         seed, device = self._seed(), get_device(self.device)
-        fit, cal, cal_idx = self._fit_data(X, seed)
+        fit, cal_idx = self._fit_data(X, seed)
         x_shape = tuple(next(fit.epoch(0)).shape[1:]) if isinstance(fit, _Checked) else tuple(fit.shape[1:])
         if isinstance(fit, _Checked): fit.shape = x_shape
-        if isinstance(cal, _Checked): cal.shape = x_shape
         saved = rng_state()   # training seeds the global generators; the caller's state comes back afterwards
         try:
             seed_everything(seed)
@@ -202,8 +225,8 @@ class _Detector(BaseEstimator):
         finally: set_rng_state(saved)
         self.model_, self.x_shape_, self.seed_ = model.eval(), x_shape, seed
         self.n_features_in_, self.calib_index_ = int(np.prod(x_shape)), cal_idx
-        self.decision_scores_ = self.decision_function(X)
-        self.threshold_ = (_conformal_threshold(self._scores(cal), self.contamination) if cal is not None
+        self.decision_scores_ = self._scores(self._as_data(X, 'X', bounded=True))   # every row; a Dataset's are range-checked here
+        self.threshold_ = (_conformal_threshold(self.decision_scores_[cal_idx], self.contamination, stacklevel=3) if len(cal_idx)
                            else float(np.quantile(self.decision_scores_, 1 - self.contamination)))
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
@@ -221,7 +244,7 @@ class _Detector(BaseEstimator):
 
     def predict(self, X # samples shaped like the training data
                ) -> np.ndarray:
-        "1 for outliers (score above `threshold_`, calibrated on held-out training samples), 0 for inliers (PyOD's convention)."
+        "1 for outliers (score above `threshold_`, set by `fit` to flag at most a fraction `contamination` of new normal samples), 0 for inliers (PyOD's convention)."
         self._check_fitted()
         return (self.decision_function(X) > self.threshold_).astype(int)
 
@@ -243,7 +266,7 @@ class _Detector(BaseEstimator):
     def fit_predict(self, X, # inliers, as for `fit`
                     y:None=None # ignored (scikit-learn API)
                    ) -> np.ndarray:
-        "Fit on `X` and return its labels, `labels_`."
+        "Fit on `X` and return `labels_`, the calibrated rule applied to the rows of `X` (not a fraction `contamination` of them)."
         return self.fit(X).labels_
 
 # %% ../nbs/48_detector.ipynb #9374188a
@@ -307,10 +330,10 @@ class NAEDetector(_Detector):
                  x_steps:int=50, x_step_size:float=10., x_noise:float=0.05, # visible chain (MNIST defaults)
                  replay:bool=True, # replay buffer for the latent chains
                  scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
-                 contamination:float=0.1, # expected fraction of outliers; `predict` flags about this fraction of new normal data
+                 contamination:float=0.1, # the target false-positive rate: `predict` flags at most this fraction of new normal samples (X clean, enough held-out rows); not the share of outliers in X
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
                  device:str|torch.device|None=None, # None: cuda if available, else cpu (see core.get_device)
-                 random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
+                 random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit, from the OS (kept as seed_)
                  verbose:bool=False): # show progress bars
         store_attr()
 
@@ -339,10 +362,10 @@ class AEDetector(_Detector):
                  batch_size:int=128, # ignored for a DataLoader, which keeps its own
                  lr_ae:float=1e-3, # Adam learning rate
                  scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
-                 contamination:float=0.1, # expected fraction of outliers; `predict` flags about this fraction of new normal data
+                 contamination:float=0.1, # the target false-positive rate: `predict` flags at most this fraction of new normal samples (X clean, enough held-out rows); not the share of outliers in X
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
                  device:str|torch.device|None=None, # None: cuda if available, else cpu (see core.get_device)
-                 random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit
+                 random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit, from the OS (kept as seed_)
                  verbose:bool=False): # show progress bars
         store_attr()
 

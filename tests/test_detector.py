@@ -1,6 +1,7 @@
 """The detector API (nae_nbdev.detector) as scikit-learn and PyOD users call it: clone, fit/predict,
 save/load, and the errors for bad inputs. Tiny models and budgets: a few seconds on one CPU core."""
-import warnings
+import random, re, warnings
+from fractions import Fraction
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from nae_nbdev.core import NAEError, seed_everything
-from nae_nbdev.detector import NAEDetector, AEDetector, DetectorNotFitted
+from nae_nbdev.detector import NAEDetector, AEDetector, DetectorNotFitted, _conformal_threshold, _min_calibration_rows
 from nae_nbdev.learner import make_learner, batch_scores
 from nae_nbdev.models import make_model
 
@@ -149,13 +150,103 @@ def test_minmax_pipeline_scores_rows_outside_the_fitted_range():
 
 
 def test_conformal_threshold_flags_at_most_contamination():
-    from nae_nbdev.detector import _conformal_threshold
     assert _conformal_threshold(np.arange(100.), 0.1) == 90.    # the ceil(101 * 0.9) = 91st smallest
     assert _conformal_threshold(np.arange(20.), 0.1) == 18.     # 21 * 0.9 = 18.9: the 19th (no rounding slip)
     rng = np.random.default_rng(0)                                 # exchangeable scores: P(new > threshold) = 1 - 19/21
     s = rng.standard_normal((20000, 21))
     rate = np.mean([row[20] > _conformal_threshold(row[:20], 0.1) for row in s])
     assert abs(rate - 2 / 21) < 0.008
+
+
+@pytest.mark.parametrize('c', [0.1, 0.05, 0.2, 0.3, 0.25, 0.01, 0.5, 0.15, 0.07])
+def test_conformal_threshold_warns_exactly_when_too_few_rows(c):
+    """n held-out scores bound the false-positive rate by c iff ceil((n+1)(1-c)) <= n iff n >= (1-c)/c, computed here in
+    exact rational arithmetic; below that the threshold is the largest score and `fit` must warn, naming the rows needed."""
+    q = Fraction(str(c))
+    need = -((q - 1) // q)                                         # ceil((1 - c)/c), exactly
+    assert _min_calibration_rows(c) == need
+    for n in range(max(1, need - 3), need + 3):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            t = _conformal_threshold(np.arange(float(n)), c)
+        if n < need:
+            assert len(w) == 1 and t == n - 1                      # the largest score
+            msg = str(w[0].message)
+            assert f'Only {n} held-out calibration rows' in msg and f'at least {need}' in msg and f'{1 / (n + 1):.3f}' in msg
+        else:
+            assert not w
+
+
+def test_false_positive_rate_on_fresh_normal_draws():
+    """Independent check of the rule: scores from a fixed function of samples of a known distribution (||x||^2, x ~ N(0, I_3)).
+    Over many held-out sets and fresh normal samples the flag rate is the exact 1 - k/(n+1) of exchangeable continuous
+    scores: at most c once n >= ceil((1-c)/c), and the 1/(n+1) > c that the warning states below."""
+    rng, c = np.random.default_rng(1), 0.1
+    score = lambda x: (x ** 2).sum(-1)
+    for n in (4, 8, 9, 12, 30):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            tau = np.array([_conformal_threshold(score(rng.standard_normal((n, 3))), c) for _ in range(5000)])
+        rate = (score(rng.standard_normal((5000, 100, 3))) > tau[:, None]).mean()
+        k = int(np.ceil((n + 1) * (1 - c) - 1e-9))
+        if n >= 9:
+            assert not w and abs(rate - (1 - k / (n + 1))) < 0.008 and rate < c + 0.008
+        else:
+            stated = float(re.search(r'probability 1/\(n\+1\) = ([0-9.]+[0-9])', str(w[0].message)).group(1))
+            assert abs(stated - 1 / (n + 1)) < 1e-3 and abs(rate - stated) < 0.01 and rate > c + 0.005
+
+
+def test_fit_warns_when_too_few_rows_are_held_out(X):
+    with pytest.warns(UserWarning, match=r'Only 6 held-out calibration rows.*at least 9'):
+        d = NAEDetector(**TINY).fit(X[:40])                        # 15% of 40 rows: 6 held out
+    assert d.threshold_ == d.decision_scores_[d.calib_index_].max()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        NAEDetector(**TINY).fit(X[:60])                            # 9 held out: enough at contamination 0.1
+        NAEDetector(contamination=0.15, **TINY).fit(X[:40])        # 6 held out: enough at 0.15 (ceil(0.85/0.15) = 6)
+    assert not [m for m in w if 'calibration rows' in str(m.message)]
+
+
+def test_labels_are_the_calibrated_rule_on_the_rows_of_X():
+    """`labels_` is `predict(X)`: of the n held-out rows exactly n - k are flagged (distinct scores), fewer than c*n;
+    it is not PyOD's `labels_` (a fraction c of X) unless the training scores set the threshold."""
+    Z = np.random.default_rng(3).random((200, 6))
+    d = NAEDetector(calibration=0.5, **TINY).fit(Z)
+    n = len(d.calib_index_); k = int(np.ceil((n + 1) * 0.9))
+    assert (n, k) == (100, 91)
+    np.testing.assert_array_equal(d.labels_, d.predict(Z))
+    held = d.decision_scores_[d.calib_index_]
+    assert len(np.unique(held)) == n
+    assert d.threshold_ == np.sort(held)[k - 1]
+    assert d.labels_[d.calib_index_].sum() == n - k and (n - k) / n < d.contamination
+    assert d.labels_.sum() == (d.decision_scores_ > d.threshold_).sum()
+    p = NAEDetector(calibration=0, **TINY).fit(Z)                   # PyOD's rule: about a fraction c of X
+    assert abs(p.labels_.mean() - 0.1) < 0.01
+
+
+def test_contamination_is_documented_as_one_thing():
+    from fastcore.docments import docments
+    for cls in (NAEDetector, AEDetector):
+        doc = docments(cls.__init__)['contamination']
+        assert 'false-positive rate' in doc and 'not the share of outliers' in doc, doc
+    with pytest.raises(NAEError, match='false-positive rate'): NAEDetector(contamination=0.9).fit(np.zeros((20, 3)))
+    assert 'expected fraction of outliers' not in NAEDetector.fit.__doc__
+
+
+def test_random_state_none_leaves_the_global_generators_alone(X):
+    np.random.seed(11); random.seed(11); torch.manual_seed(11)
+    np_state, py_state, torch_state = np.random.get_state(), random.getstate(), torch.get_rng_state()
+    d = NAEDetector(**{**TINY, 'random_state': None}).fit(X)
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
+    assert random.getstate() == py_state and torch.equal(torch.get_rng_state(), torch_state)
+    assert 0 <= d.seed_ < 2**31 - 1
+    e = NAEDetector(**{**TINY, 'random_state': d.seed_}).fit(X)     # seed_ is the seed training used
+    np.testing.assert_array_equal(e.decision_scores_, d.decision_scores_)
+    assert NAEDetector(**{**TINY, 'random_state': None}).fit(X).seed_ != d.seed_   # a fresh seed each fit
+    rs = np.random.RandomState(0)                                  # a RandomState is the caller's own: drawn from it
+    f = NAEDetector(**{**TINY, 'random_state': rs}).fit(X)
+    assert f.seed_ == np.random.RandomState(0).randint(2**31 - 1)
 
 
 def test_predict_proba():
