@@ -510,14 +510,13 @@ def nae_bench(settings:str='paper,cpu,fcres2', # comma-separated: paper, cpu, fc
         rows += [concurrent_throughput(n, int(k), seconds, device=device, capture=not eager)
                  for n in names for k in (concurrent or '').split(',') if k]
         res = dict(hardware=hardware_info(), torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M'), results=rows)
-        text = _json.dumps(res, indent=1)
-        if out: open(out, 'w').write(text)
-        print(text if json else '\n'.join(_json.dumps(r) for r in rows))
-        return
-    res = run_benchmark(names, threads=threads, batch=batch, repeats=2 if tiny else repeats, device=device,
-                        reference=not noref, fast_math=fastmath, compile=compile, iters=iters, capture=not eager, bf16=bf16)
+        table = '\n'.join(_json.dumps(r) for r in rows)
+    else:
+        res = run_benchmark(names, threads=threads, batch=batch, repeats=2 if tiny else repeats, device=device,
+                            reference=not noref, fast_math=fastmath, compile=compile, iters=iters, capture=not eager, bf16=bf16)
+        table = format_table(res)
     text = _json.dumps(res, indent=1)
     if out: open(out, 'w').write(text)
-    print(text if json else format_table(res))
+    print(text if json else table)
 
 fix_argv(dict(nae_bench=nae_bench))

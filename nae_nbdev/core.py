@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['NAEError', 'get_device', 'seed_everything', 'model_device', 'generator_on', 'follows_model', 'DeviceMismatch',
-           'strict_devices', 'HostSync', 'no_host_sync', 'as_images', 'hardware_info']
+__all__ = ['NAEError', 'get_device', 'seed_everything', 'model_device', 'generator_on', 'sample_device', 'follows_model',
+           'DeviceMismatch', 'strict_devices', 'HostSync', 'no_host_sync', 'as_images', 'hardware_info']
 
 # %% ../nbs/00_core.ipynb #af33452a
 class NAEError(ValueError):
@@ -75,6 +75,13 @@ def generator_on(generator:torch.Generator|None, # the caller's generator, on an
     if device.type == 'meta': return None              # the meta device computes no numbers, random or not
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     return torch.Generator(device=device).manual_seed(seed)
+
+def sample_device(device:str|torch.device|None, # where the caller asked the samples to go, if anywhere
+                  generator:torch.Generator|None, # the caller's generator, if any
+                  model_dev:torch.device, # the model's device (`model_device(model)`)
+                 ) -> torch.device:
+    "Where sampling returns its results (rule 3): `device` if given, else the generator's device, else the model's."
+    return torch.device(device) if device is not None else generator.device if generator is not None else model_dev
 
 # %% ../nbs/00_core.ipynb #c0247ec8
 def _to(o, device:torch.device):

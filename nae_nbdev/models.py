@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 from torch import Tensor
-from .core import NAEError, follows_model, model_device, generator_on
+from .core import NAEError, follows_model, model_device, generator_on, sample_device
 from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition
 from .nets import make_net, auto_net
 from .samplers import OMISampler, CDSampler, PCDSampler, box_noise, to_sphere, accelerate
@@ -181,7 +181,7 @@ class NAE(AE):
         "`n` samples from the model: OMI without replay and with a longer latent chain (paper App. D.3); CD/PCD chains from noise."
         if hasattr(self.sampler, 'sample_fresh'): return self.sampler.sample_fresh(self, n, generator=generator, device=device, **kw)['x']
         p = next(self.parameters())
-        home = torch.device(device) if device is not None else generator.device if generator is not None else p.device
+        home = sample_device(device, generator, p.device)
         g = generator_on(generator, p.device)
         x0 = box_noise(n, self.x_shape, self.x_bounds, p.device, p.dtype, g)
         return self.sampler.x_chain(self, x0, generator=g, **kw).x.to(home)

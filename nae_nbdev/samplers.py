@@ -10,7 +10,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .core import NAEError, model_device, generator_on
+from .core import NAEError, model_device, generator_on, sample_device
 from dataclasses import fields
 
 # %% auto #0
@@ -357,8 +357,6 @@ class Sampler:
     def stats(self) -> dict:
         "The last call's statistics as floats (read from the device only when asked for)."
         return {k: float(v) for k, v in self._stats.items()}
-    @stats.setter
-    def stats(self, d:dict): self._stats = dict(d)
 
     def _speed_kw(self) -> dict: return dict(chunk=self.chunk, fast_math=self.fast_math, compile=self.compile, bf16=self.bf16)
 
@@ -550,7 +548,7 @@ class OMISampler(Sampler):
            ) -> dict:
         "Algorithm 1 for `n` chains; returns `z0`, `z`, `x0` and the negatives `x`."
         dev = model_device(model)                                   # the chains run on the model's device
-        home = torch.device(device) if device is not None else generator.device if generator is not None else dev
+        home = sample_device(device, generator, dev)
         generator, device = generator_on(generator, dev), dev
         replay = self.replay if replay is None else replay
         zs, xs = self.z_steps if z_steps is None else z_steps, self.x_steps if x_steps is None else x_steps
