@@ -47,11 +47,22 @@ OUT.mkdir(parents=True, exist_ok=True)
 report = dict(script='scripts/gpu_check.sh', started=time.strftime('%Y-%m-%d %H:%M:%S'), budget_s=BUDGET,
               device=a.device, dry_run=a.dry_run, items=[])
 
+import site
+# The JSON is meant to be kept (a project keeps its GPU runs as records): it names no folder of the machine. $OUT and the
+# checkout are written relative, Python's library folders (tracebacks) as <site-packages>.
+_MACHINE = sorted({(str(OUT.resolve()) + '/', '$OUT/'), (os.getcwd() + '/', '')} |
+                  {(p.rstrip('/') + '/', '<site-packages>/') for p in [*sys.path, *site.getsitepackages()]
+                   if p and os.path.isabs(p) and os.path.isdir(p) and not p.startswith(os.getcwd())},
+                  key=lambda r: -len(r[0]))                  # the longest prefix first
+def scrub(text:str) -> str:
+    for old, new in _MACHINE: text = text.replace(old, new)
+    return text
+
 def save():
     it = report['items']
     report.update(total_s=round(time.time() - T0, 1), passed=sum(i['status'] == 'pass' for i in it),
                   failed=sum(i['status'] in ('fail', 'timeout') for i in it), skipped=sum(i['status'] == 'skip' for i in it))
-    (OUT/'gpu_check.json').write_text(json.dumps(report, indent=1))
+    (OUT/'gpu_check.json').write_text(scrub(json.dumps(report, indent=1)))
 
 try:
     import torch

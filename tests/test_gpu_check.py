@@ -47,6 +47,8 @@ def test_cpu_rehearsal_records_each_item_and_goes_on_after_a_failure(tmp_path):
     assert st['epoch_bench']['results'][0]['iter_ms'] > 0 and st['epoch_bench']['results'][0]['iters'] == 20
     assert st['mnist_epoch']['nae_steps'] == 5 and st['mnist_epoch']['nae_phase_s'] >= 0
     assert (d['passed'], d['failed'], d['skipped']) == (3, 1, 0) and all(i['seconds'] >= 0 for i in d['items'])
+    text = (tmp_path/'out'/'gpu_check.json').read_text()         # a record to keep: no folder of this machine in it
+    assert str(tmp_path) not in text and str(ROOT) not in text and '$OUT/' in text
 
 def test_the_real_data_epoch_is_skipped_without_nae_data(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != 'NAE_DATA'}
