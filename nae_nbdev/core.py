@@ -118,18 +118,24 @@ def _devices(args, kwargs) -> set:
     return devs
 
 @contextmanager
-def strict_devices():
-    "Inside the block, any operation that mixes two devices raises `DeviceMismatch`; copies between devices are allowed."
+def _watching(check):
+    "Inside the block, `check(func, args, kwargs)` sees every aten operation before it runs (and may raise)."
     from torch.utils._python_dispatch import TorchDispatchMode
-    class _Strict(TorchDispatchMode):
+    class _Watch(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if func.overloadpacket.__name__ not in _MOVES:
-                devs = _devices(args, kwargs)
-                if len({d.type for d in devs}) > 1:
-                    raise DeviceMismatch(f"{func} mixes devices {sorted(str(d) for d in devs)}.")
+            check(func, args, kwargs)
             return func(*args, **kwargs)
-    with _Strict(): yield
+    with _Watch(): yield
+
+def _one_device(func, args, kwargs):
+    if func.overloadpacket.__name__ in _MOVES: return
+    devs = _devices(args, kwargs)
+    if len({d.type for d in devs}) > 1: raise DeviceMismatch(f"{func} mixes devices {sorted(str(d) for d in devs)}.")
+
+def strict_devices():
+    "Inside the block, any operation that mixes two devices raises `DeviceMismatch`; copies between devices are allowed."
+    return _watching(_one_device)
 
 # %% ../nbs/00_core.ipynb #542c2477
 class HostSync(RuntimeError):
@@ -138,18 +144,15 @@ class HostSync(RuntimeError):
 _SYNCS = {'_local_scalar_dense', 'nonzero', 'masked_select', 'equal', 'is_nonzero', '_unique2', 'unique_consecutive',
           'unique_dim', 'repeat_interleave', 'item'}
 
-@contextmanager
+def _no_read_back(func, args, kwargs):
+    name = func.overloadpacket.__name__
+    if name in _SYNCS or (name in ('index', 'index_put', 'index_put_') and len(args) > 1 and any(   # boolean masks:
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or ()))):     # a hidden nonzero
+        raise HostSync(f"{func} reads a value back to the host.")
+
 def no_host_sync():
     "Inside the block, an operation that reads a tensor's value back to Python (what makes a GPU wait) raises `HostSync`."
-    from torch.utils._python_dispatch import TorchDispatchMode
-    class _NoSync(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = func.overloadpacket.__name__
-            if name in _SYNCS or (name in ('index', 'index_put', 'index_put_') and len(args) > 1 and any(   # boolean masks:
-                    isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or ()))):     # a hidden nonzero
-                raise HostSync(f"{func} reads a value back to the host.")
-            return func(*args, **(kwargs or {}))
-    with _NoSync(): yield
+    return _watching(_no_read_back)
 
 # %% ../nbs/00_core.ipynb #83002508
 def as_images(x, # array-like: (N,D), (N,H,W) or (N,C,H,W); float in [0,1] or uint8
