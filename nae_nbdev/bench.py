@@ -11,14 +11,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from fastcore.script import call_parse
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .presets import preset
-from .samplers import accelerate, energy_grad, fast_matmul, _COMPILED, ChainGraph, frozen
+from .langevin import energy_grad, fast_matmul, _COMPILED, frozen
+from .fast import accelerate, ChainGraph
 from .run import experiment_model, md_table
 from .cli import cli_command, fix_argv
 
 # %% auto #0
 __all__ = ['SETTINGS', 'TARGETS', 'bench_config', 'timed', 'reset_peak_memory', 'peak_memory_mb', 'count_flops', 'matmul_gflops',
            'ref_energy', 'ref_loss', 'reference_iteration', 'check_same_maths', 'bench_setting', 'run_benchmark',
-           'format_table', 'chain_step_ms', 'concurrent_throughput', 'nae_bench']
+           'format_table', 'chain_step_ms', 'concurrent_throughput', 'omp_wait_cost', 'nae_bench']
 
 # %% ../nbs/49_bench.ipynb #789859ba
 SETTINGS = dict(
@@ -476,6 +477,51 @@ def concurrent_throughput(name:str='paper', # a key of SETTINGS
     return dict(setting=name, procs=procs, device=dev, capture=capture, seconds=seconds,
                 iters_per_s=sum(r['iters'] / r['seconds'] for r in rs), per_proc=[r['iters'] / r['seconds'] for r in rs],
                 late_s=max(r['late_s'] for r in rs))
+
+# %% ../nbs/49_bench.ipynb #31a4dca8
+def _omp_worker(iters:int, # NAE iterations to time (after two untimed ones)
+                threads:int):
+    "One process of `omp_wait_cost`: train the detector's 8x8 NAE for `iters` iterations on `threads` threads; print the seconds."
+    from nae_nbdev.models import make_model
+    torch.set_num_threads(threads); seed_everything(0)
+    model = make_model('nae', (1, 8, 8), net='fc', dz=16, l2=1e-4, sampler_kw=dict(z_steps=10, x_steps=50, x_step_size=10., x_noise=0.05))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4); x = torch.rand(128, 1, 8, 8)
+    def step(): loss, _ = model.train_loss(x); opt.zero_grad(); loss.backward(); opt.step()
+    for _ in range(2): step()
+    t0, c0 = time.time(), time.process_time()
+    for _ in range(iters): step()
+    print(_json.dumps(dict(seconds=time.time() - t0, cpu_s=time.process_time() - c0)))
+
+def _spin(): 
+    "A CPU-bound process that never ends (the busy neighbour of `omp_wait_cost`)."
+    while True: pass
+
+def omp_wait_cost(iters:int=20, # NAE iterations timed per measurement
+                  busy:int=1, # extra spinning processes for the "busy" half
+                  threads:int=2, # threads of the multi-threaded runs
+                  repeats:int=3, # measurements per cell (the median is kept)
+                 ) -> dict:
+    "Seconds for `iters` NAE iterations with the default OpenMP wait policy, with `OMP_WAIT_POLICY=PASSIVE`, and on one thread; idle and busy."
+    def one(n_threads, policy):
+        env = {k: v for k, v in os.environ.items() if k not in ('OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
+        env.update(OMP_NUM_THREADS=str(n_threads), **({'OMP_WAIT_POLICY': policy} if policy else {}))
+        code = f"import torch; from nae_nbdev.bench import _omp_worker; _omp_worker({iters}, {n_threads})"   # torch first: OpenMP reads the policy then
+        r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=600)
+        if r.returncode: raise NAEError(f"omp_wait_cost's worker failed: {r.stderr[-500:]}", "Run nae_nbdev.bench._omp_worker(2, 1) to see why.")
+        return _json.loads(r.stdout.strip().splitlines()[-1])
+    cases = [('default', threads, None), ('passive', threads, 'PASSIVE'), ('one thread', 1, None)]
+    out = dict(iters=iters, threads=threads, busy=busy, cpus=os.cpu_count(), load_before=os.getloadavg()[0], rows=[])
+    for load in ('as is', 'busy'):
+        hogs = [subprocess.Popen([sys.executable, '-c', 'from nae_nbdev.bench import _spin; _spin()']) for _ in range(busy if load == 'busy' else 0)]
+        try:
+            time.sleep(0.5 if hogs else 0)
+            for name, n, pol in cases:
+                rs = [one(n, pol) for _ in range(repeats)]
+                out['rows'].append(dict(load=load, case=name, threads=n, seconds=_median([r['seconds'] for r in rs]),
+                                        cpu_s=_median([r['cpu_s'] for r in rs])))
+        finally:
+            for h in hogs: h.kill(); h.wait()
+    return out
 
 # %% ../nbs/49_bench.ipynb #defdb09f
 @call_parse

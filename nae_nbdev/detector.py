@@ -16,7 +16,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from .core import NAEError, get_device, seed_everything, as_images
 from .models import make_model
-from .learner import Batches, fit_nae, make_learner, batch_scores
+from .learner import Batches, batch_scores
+from .resilience import make_learner
+from .training import fit_nae
 from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, rng_state, set_rng_state
 
 # %% auto #0
@@ -134,6 +136,7 @@ class _Detector(BaseEstimator):
     _model_kind = None   # the `make_model` kind; subclasses define it, `__init__`, `_model_kw` and `_train`
 
     def _check_params(self):
+        _progress(self.verbose)   # a bad `verbose` is refused before any work
         c = self.contamination
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 0.5:
             raise NAEError(f"contamination={c!r}: it must be a number in (0, 0.5], the target false-positive rate of predict().",
@@ -311,6 +314,12 @@ def load(cls:_Detector, path:str|Path, # a file written by `save`
     return det
 
 # %% ../nbs/48_detector.ipynb #f6620122
+def _progress(verbose:bool|str):
+    "`make_learner`'s `progress` for a detector's `verbose`: 'auto' shows a bar only for a phase that runs longer than 10 seconds."
+    if verbose == 'auto': return 10.
+    if isinstance(verbose, bool): return verbose
+    raise NAEError(f"verbose={verbose!r} is not True, False or 'auto'.", "Pass verbose='auto' (the default), True or False.")
+
 class NAEDetector(_Detector):
     "Normalized-autoencoder outlier detector with the scikit-learn/PyOD API; trains with `fit_nae`."
     _model_kind = 'nae'
@@ -334,7 +343,7 @@ class NAEDetector(_Detector):
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
                  device:str|torch.device|None=None, # None: cuda if available, else cpu (see core.get_device)
                  random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit, from the OS (kept as seed_)
-                 verbose:bool=False): # show progress bars
+                 verbose:bool|str='auto'): # progress bars: True, False, or 'auto' (a bar only for a phase that runs longer than 10 s)
         store_attr()
 
     def _model_kw(self) -> dict:
@@ -345,7 +354,7 @@ class NAEDetector(_Detector):
 
     def _train(self, model, data, seed:int, device) -> list[dict]:
         run = fit_nae(model, data, ae_iters=self.ae_iters, nae_iters=self.nae_iters, lr_ae=self.lr_ae, lr_nae=self.lr_nae,
-                      batch_size=self.batch_size, seed=seed, device=device, final='last', progress=bool(self.verbose))
+                      batch_size=self.batch_size, seed=seed, device=device, final='last', progress=_progress(self.verbose))
         return run.log
 
 # %% ../nbs/48_detector.ipynb #1f7caadb
@@ -366,7 +375,7 @@ class AEDetector(_Detector):
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
                  device:str|torch.device|None=None, # None: cuda if available, else cpu (see core.get_device)
                  random_state:int|np.random.RandomState|None=None, # an int gives reproducible training; None: a fresh seed each fit, from the OS (kept as seed_)
-                 verbose:bool=False): # show progress bars
+                 verbose:bool|str='auto'): # progress bars: True, False, or 'auto' (a bar only for a phase that runs longer than 10 s)
         store_attr()
 
     @property
@@ -382,6 +391,6 @@ class AEDetector(_Detector):
 
     def _train(self, model, data, seed:int, device) -> list[dict]:
         return make_learner(model, data, loss='train_loss', lr=self.lr_ae, n_iters=self.ae_iters, batch_size=self.batch_size,
-                            seed=seed, device=device, name=self.kind, progress=bool(self.verbose)).fit().log
+                            seed=seed, device=device, name=self.kind, progress=_progress(self.verbose)).fit().log
 
 DETECTORS = {'NAEDetector': NAEDetector, 'AEDetector': AEDetector} # name → class, for `load`

@@ -11,7 +11,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from .core import NAEError, get_device, seed_everything
-from .learner import Callback, dist_rank, dist_world, _cpu_copy
+from .learner import Callback, dist_rank, dist_world
+from .resilience import _cpu_copy
 
 # %% auto #0
 __all__ = ['env_world', 'init_distributed', 'barrier', 'broadcast_object', 'finish_distributed', 'rank_seed', 'LossModule',

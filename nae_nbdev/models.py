@@ -11,7 +11,9 @@ from torch import Tensor
 from .core import NAEError, follows_model, model_device, generator_on, sample_device
 from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition
 from .nets import make_net, auto_net
-from .samplers import OMISampler, CDSampler, PCDSampler, box_noise, to_sphere, accelerate
+from .langevin import to_sphere
+from .fast import accelerate
+from .samplers import OMISampler, CDSampler, PCDSampler, box_noise
 
 # %% auto #0
 __all__ = ['MODELS', 'AE', 'NAE', 'DAE', 'VAE', 'mmd_rbf', 'WAE', 'make_model']
@@ -149,6 +151,11 @@ class NAE(AE):
         stats.update({f'sampler_{k}': float(v) for k, v in getattr(self.sampler, 'stats', {}).items()})
         return loss, stats
 
+    def density_box(self, lo:float|None=None, hi:float|None=None) -> tuple:
+        "The box on which the density is normalised: the samplers target $\\exp(-E/T)$ inside `x_bounds`, so that box; [-4, 4] without one."
+        b = self.x_bounds if self.x_bounds is not None else (-4., 4.)
+        return (float(b[0]) if lo is None else float(lo), float(b[1]) if hi is None else float(hi))
+
     @follows_model
     def log_prob_unnorm(self, x:Tensor) -> Tensor:
         "$-E(x)/T = \\log p(x) + \\log\\Omega$, shape `(B,)`."
@@ -156,10 +163,11 @@ class NAE(AE):
 
     @torch.no_grad()
     def log_partition(self,
-                      lo:float=-4., hi:float=4., # the box [lo, hi]^D that holds (almost all of) the mass
+                      lo:float|None=None, hi:float|None=None, # the box [lo, hi]^D; None: the samplers' box `x_bounds`, else [-4, 4]
                       n:int=200, # grid cells per axis
                       chunk:int=65536) -> Tensor: # grid points per forward pass
-        "$\\log\\Omega$ by midpoint quadrature; only for inputs of dimension 1 to 3."
+        "$\\log\\Omega$ by midpoint quadrature on the box the samplers keep $x$ in; only for inputs of dimension 1 to 3."
+        lo, hi = self.density_box(lo, hi)
         if self.D > 3:
             raise NAEError(f"log_partition integrates on a grid, which is only feasible for D <= 3 (this model has D={self.D}).",
                            "Use log_prob_unnorm(x), which is log p(x) up to the constant log Omega, for ranking.")
@@ -169,8 +177,8 @@ class NAE(AE):
         return log_partition(e, self.T, cell)
 
     @follows_model
-    def log_prob(self, x:Tensor, lo:float=-4., hi:float=4., n:int=200) -> Tensor:
-        "Exact $\\log p(x)$ `(B,)` in 1-D to 3-D, with $\\log\\Omega$ by quadrature on `[lo,hi]^D`."
+    def log_prob(self, x:Tensor, lo:float|None=None, hi:float|None=None, n:int=200) -> Tensor:
+        "Exact $\\log p(x)$ `(B,)` in 1-D to 3-D, with $\\log\\Omega$ by quadrature on `[lo,hi]^D` (default: the samplers' box)."
         return self.log_prob_unnorm(x) - self.log_partition(lo, hi, n)
 
     def sample(self, n:int, # number of samples
@@ -316,7 +324,7 @@ def make_model(kind:str, # 'ae', 'nae', 'dae', 'vae', 'wae', 'nae_cd' or 'nae_pc
                mult:float=1.0, # channel multiplier of the network
                net_kw:dict|None=None, # extra arguments of the network constructor
                sampler_kw:dict|None=None, # arguments of the NAE's sampler (ignored if `sampler` is given)
-               fast:bool=True, # samplers.accelerate the conv layers (same sums); False: plain torch layers
+               fast:bool=True, # fast.accelerate the conv layers (same sums); False: plain torch layers
                **kw, # arguments of the model class (e.g. T, gamma, l2, spherical, sigma, score_kind)
               ):
     "Build model `kind` on the network `net` for inputs of shape `x_shape`."

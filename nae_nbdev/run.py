@@ -11,16 +11,18 @@ import torch
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .data import load_dataset, dequantize
 from .models import make_model
-from .learner import fit_nae, batch_scores, Callback, prepare_run, dist_rank, dist_world, NegativesCB, TrainingDiverged
+from .learner import batch_scores, Callback, dist_rank, dist_world, TrainingDiverged
+from .resilience import prepare_run
+from .training import fit_nae, NegativesCB
 from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
 from .metrics import ood_report, metrics_table, tv_distance, kl_divergence
 from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, write_json, holds_run_lock
 from .presets import preset
 
 # %% auto #0
-__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'random_hflip',
-           'train_transform', 'TransformCB', 'train_run', 'format_metrics', 'scale', 'download_default', 'out_dir',
-           'run_status', 'run_or_resume', 'load_record', 'md_table', 'have_data']
+__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_box', 'density_metrics', 'val_nll',
+           'DensityCB', 'random_hflip', 'train_transform', 'TransformCB', 'train_run', 'format_metrics', 'scale',
+           'download_default', 'out_dir', 'run_status', 'run_or_resume', 'load_record', 'md_table', 'have_data']
 
 # %% ../nbs/46_run.ipynb #06ab08dd
 _OPTIONAL = {'omniglot', 'fashion_mnist', 'fashionmnist', 'svhn', 'celeba32', 'celeba64', 'celeba', 'imagenet32'}
@@ -94,13 +96,29 @@ class EvalCB(Callback):
     def after_fit(self, learn): self.report = evaluate(learn.model, self.data) if self.data['test_out'] else {}
 
 # %% ../nbs/46_run.ipynb #acd8f74a
+def density_box(model, # anything; its `x_bounds` (lo, hi), if set, is the box the samplers keep x in
+                lo:float|None=None, hi:float|None=None, # override either edge
+               ) -> tuple:
+    "The square $[lo, hi]^2$ on which a 2-D model's density is normalised: the sampler's box `model.x_bounds`, else $[-4, 4]^2$."
+    b = getattr(model, 'x_bounds', None)
+    dlo, dhi = (float(b[0]), float(b[1])) if b is not None else (-4., 4.)
+    lo, hi = dlo if lo is None else float(lo), dhi if hi is None else float(hi)
+    if not hi > lo: raise NAEError(f"the density box [lo={lo}, hi={hi}] is empty.", "Pass lo < hi.")
+    return lo, hi
+
+def _cells(lo:float, hi:float, n:int|None, per_unit:float=25.) -> int:
+    "Grid cells per axis: `n`, or `per_unit` per unit length (cells of side 0.04 by default)."
+    return int(n) if n is not None else max(2, round(per_unit * (hi - lo)))
+
 def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or a VAE (`nll`)
                     logpdf, # the exact log-density, (N, 2) -> (N,)
-                    lo:float=-4., hi:float=4., n:int=200, # the n x n grid of [lo, hi]^2
+                    lo:float|None=None, hi:float|None=None, # the square [lo, hi]^2; None: `density_box(model)`
+                    n:int|None=None, # cells per axis; None: cells of side 0.04
                     return_grid:bool=False, # also return the two (n, n) arrays of cell masses `p_data`, `p_model`
                    ) -> dict:
-    "TV and KL(p_data || p_model) on an n x n grid of [lo, hi]^2; T is fitted on the grid for models without one, a VAE uses exp(-nll)."
+    "TV and KL(p_data || p_model) on an n x n grid of the model's box; T is fitted on the grid for models without one, a VAE uses exp(-nll)."
     from nae_nbdev.ebm import grid2d
+    lo, hi = density_box(model, lo, hi); n = _cells(lo, hi, n)
     xy, cell = grid2d(lo, hi, n)
     p = next(model.parameters())
     f = model.nll if hasattr(model, 'nll') else model.energy   # VAE: -log p(x); else the energy
@@ -116,9 +134,56 @@ def density_metrics(model, # an energy model with `energy` (and `T` for NAE), or
         T = float(Ts[torch.stack([(q * model_p(t).clamp_min(1e-300).log()).sum() for t in Ts]).argmax()])
     pm = model_p(T)
     out = dict(tv=float(tv_distance(q.numpy(), pm.numpy(), normalize=False)),
-               kl=float(kl_divergence(q.numpy(), pm.numpy(), normalize=False, eps=1e-300)), T=T)
+               kl=float(kl_divergence(q.numpy(), pm.numpy(), normalize=False, eps=1e-300)), T=T, box=(lo, hi))
     if return_grid: out.update(p_data=q.reshape(n, n).numpy(), p_model=pm.reshape(n, n).numpy())
     return out
+
+# %% ../nbs/46_run.ipynb #5694a663
+def val_nll(model, # an energy model (`energy`, and `T` for an NAE) or a VAE (`nll`)
+            x_val:torch.Tensor, # held-out samples (N, 2)
+            lo:float|None=None, hi:float|None=None, # the square; None: `density_box(model)`
+            n:int|None=None, # cells per axis; None: cells of side 0.08
+           ) -> float:
+    "Mean $-\\log p_{model}$ of `x_val`, normalised on the grid of the model's box (VAE: its nll, T=1; AE: the T that fits `x_val` best)."
+    from nae_nbdev.ebm import grid2d, log_partition
+    lo, hi = density_box(model, lo, hi)
+    xy, cell = grid2d(lo, hi, _cells(lo, hi, n, 12.5))
+    f = model.nll if hasattr(model, 'nll') else model.energy
+    with torch.no_grad(): eg, ev = f(xy).double(), f(x_val).double()   # computed on the model's device, returned on the CPU
+    nll = lambda T: float((ev / T).mean() + log_partition(eg, T, cell))
+    if hasattr(model, 'nll'): return nll(1.)
+    if hasattr(model, 'T'): return nll(float(model.T.detach()))
+    return min(nll(float(T)) for T in torch.logspace(-4, 1, 61))
+
+class DensityCB(Callback):
+    "Every `every` steps and at the end: TV, KL and validation NLL (the learning curve); keeps the weights with the lowest validation NLL."
+    order, main_only = 95, True
+    def __init__(self, every:int, # steps between evaluations
+                 x_val:torch.Tensor, # held-out samples: the only data model selection sees
+                 logpdf, # the exact log-density, for TV and KL only
+                 n:int|None=None): # cells per axis of the learning curve's grid; None: side 0.08
+        self.every, self.x_val, self.logpdf, self.n = every, x_val, logpdf, n
+        self.curve, self.best = [], (math.inf, None, None)
+    def _rec(self, learn):
+        m = learn.model; was = m.training; m.eval()
+        lo, hi = density_box(m); n = _cells(lo, hi, self.n, 12.5)
+        d, v = density_metrics(m, self.logpdf, n=n), val_nll(m, self.x_val, n=n); m.train(was)
+        self.curve.append(dict(step=learn.step, tv=round(d['tv'], 4), kl=round(d['kl'], 4), T=round(d['T'], 4), val_nll=round(v, 4)))
+        if v < self.best[0]: self.best = (v, learn.step, {k: t.detach().clone() for k, t in m.state_dict().items()})
+    def after_step(self, learn):
+        if learn.step % self.every == 0: self._rec(learn)
+    def after_fit(self, learn):
+        if not self.curve or self.curve[-1]['step'] != learn.step: self._rec(learn)
+    def select(self, model, # the trained model: it is left holding the selected weights
+               n:int|None=None, # cells per axis of the reported metrics; None: side 0.04
+              ) -> dict:
+        "Load the weights with the lowest validation NLL into `model`; TV, KL and T of those and of the last weights, with the curve."
+        was = model.training; model.eval()
+        last = density_metrics(model, self.logpdf, n=n)
+        if self.best[2] is not None: model.load_state_dict(self.best[2])
+        d = density_metrics(model, self.logpdf, n=n); model.train(was)
+        r4 = lambda m: dict(tv=round(m['tv'], 4), kl=round(m['kl'], 4), T=round(m['T'], 4))
+        return dict(**r4(d), box=list(d['box']), selected_step=self.best[1], last=r4(last), curve=self.curve)
 
 # %% ../nbs/46_run.ipynb #d1a70002
 def random_hflip(x:torch.Tensor, # a batch of images (N, C, H, W)
@@ -188,6 +253,11 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     valid = (data['val'], data['val_ood']) if data['val_ood'] is not None else None
     tf = train_transform(cfg)   # the preset's flips and dequantisation: training batches only, both phases
     tf_cbs = [TransformCB(tf)] if tf is not None else []
+    two_d = cfg['dataset'] in ('gauss8', '8gaussians')
+    if two_d:   # 2-D: select by validation NLL on the sampler's box, as the eight-Gaussians notebook does
+        from nae_nbdev.data import eight_gaussians_logpdf
+        dens = DensityCB(cfg['val_every'] or 250, data['val'], eight_gaussians_logpdf)
+    dens_cbs = [dens] if two_d else []   # the NAE phase's (or a baseline's only phase's) callbacks
     kw = dict(valid=valid, lr_ae=cfg['lr_ae'], lr_nae=cfg['lr_nae'], t_lr_mult=cfg['t_lr_mult'], ae_clip_grad=cfg['ae_clip_grad'],
               early_stop=cfg['early_stop'], run_dir=rd, resume=resume, batch_size=cfg['batch_size'], seed=cfg['seed'],
               device=device, config=cfg, val_every=cfg['val_every'], val_ties=cfg['val_ties'], ckpt_every=cfg['ckpt_every'],
@@ -196,13 +266,13 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         negs = [NegativesCB(cfg['neg_every'], path=rd/'negatives.pt' if rd is not None else None)] if cfg['neg_every'] else []
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
                       nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_batch_size=cfg['ae_batch_size'],
-                      ae_cbs=[ae_eval, *ddp_cbs(), *tf_cbs], nae_cbs=[nae_eval, *ddp_cbs(), *negs, *tf_cbs],
+                      ae_cbs=[ae_eval, *ddp_cbs(), *tf_cbs], nae_cbs=[nae_eval, *ddp_cbs(), *negs, *tf_cbs, *dens_cbs],
                       final='best' if valid else 'last', **kw)
     else:  # a baseline trains one phase, with its own loss, under the AE budget (the NAE one if the preset has no AE phase)
         no_ae = not (cfg['ae_iters'] or cfg['ae_epochs'])
         run = fit_nae(model, data['train'], ae_iters=0, nae_epochs=cfg['nae_epochs' if no_ae else 'ae_epochs'],
                       nae_iters=cfg['nae_iters' if no_ae else 'ae_iters'],
-                      nae_cbs=[nae_eval, *ddp_cbs(), *tf_cbs], final='best' if valid else 'last',
+                      nae_cbs=[nae_eval, *ddp_cbs(), *tf_cbs, *dens_cbs], final='best' if valid else 'last',
                       **{**kw, 'lr_nae': cfg['lr_ae'], 'ae_clip_grad': None})
     model.eval()
     if nae_eval.report is not None and valid is not None:  # the NAE phase's best weights were loaded after the phase
@@ -210,9 +280,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
     metrics = {}
     if ae_eval.report: metrics['ae'] = ae_eval.report
     if nae_eval.report: metrics[cfg['model']] = nae_eval.report
-    if cfg['dataset'] in ('gauss8', '8gaussians'):
-        from nae_nbdev.data import eight_gaussians_logpdf
-        metrics.update(density_metrics(model, eight_gaussians_logpdf))
+    if two_d: metrics.update(dens.select(model))   # the weights with the lowest validation NLL, and the last ones' metrics
     elapsed = time.time() - t0
     metrics['time_s'] = elapsed
     metrics['guard'] = run.guard   # the divergence guard's rollbacks (empty: none were needed)
@@ -226,7 +294,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
 
 def format_metrics(metrics:dict) -> str:
     "A table of test AUROC, one column per trained phase (e.g. the pre-trained AE and the NAE), plus 2-D density metrics."
-    cols = [k for k, v in metrics.items() if isinstance(v, dict)]
+    cols = [k for k, v in metrics.items() if isinstance(v, dict) and v and all(isinstance(r, dict) and 'auroc' in r for r in v.values())]   # the phases' reports
     lines = []
     if cols:
         sets = list(dict.fromkeys(s for c in cols for s in metrics[c]))
@@ -236,6 +304,9 @@ def format_metrics(metrics:dict) -> str:
         for s in sets: lines.append(f"{s:<{w}}" + ''.join(f"{metrics[c][s]['auroc']:>9.3f}" if s in metrics[c] else f"{'-':>9}" for c in cols))
     for k in ('tv', 'kl'):
         if k in metrics: lines.append(f"{k.upper()}: {metrics[k]:.4f}")
+    if 'selected_step' in metrics:
+        lines.append(f"(on [{metrics['box'][0]:g}, {metrics['box'][1]:g}]^2; weights of step {metrics['selected_step']}, the lowest validation NLL; "
+                     f"last weights: TV {metrics['last']['tv']:.4f}, KL {metrics['last']['kl']:.4f})")
     return '\n'.join(lines)
 
 # %% ../nbs/46_run.ipynb #b7e0a002

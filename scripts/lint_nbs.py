@@ -5,7 +5,7 @@ out of order (often without the variables it needs) and breaks the docs build.
 
 Also checks the words a reader meets (cells and outputs): no words from the workshop that made the
 library ("the issue", "this session", "lead engineer", REFERENCE.md, paths into a shared data folder),
-no notebook named in backticks where a Markdown link belongs (`[the samplers](10_samplers.ipynb)`),
+no notebook named in backticks where a Markdown link belongs (`[the samplers](11_chains.ipynb)`),
 and a one-line `>` subtitle (nbdev keeps only the first line).
 
 And no hand-typed results: in the Markdown of the experiment notebooks (`nbs/5*.ipynb`, `nbs/60_demo.ipynb`) every number

@@ -15,7 +15,7 @@ fix it by writing the test, never by deleting the mutant.
     python scripts/mutants.py --list             # the list, without running anything
     python scripts/mutants.py --json nae_nbdev/records/mutants.json   # also record the result
 
-This is the slow tier: about a minute per mutant on one core. It is not part of CI.
+This is the slow tier (the time per mutant of the last run is in its record and in nbs/39_mutants.ipynb). It is not part of CI.
 """
 from __future__ import annotations
 import argparse, json, os, shutil, subprocess, sys, tempfile, time, platform
@@ -53,18 +53,18 @@ MUTANTS = [
     M('l03', 'linear', 'exact samples', 'return (self.T / 2).sqrt() * torch.linalg.solve', 'return self.T.sqrt() * torch.linalg.solve', 'samples with variance T A^-2'),
     M('l04', 'linear', 'loss', 'gamma=0.)', 'gamma=1.)', 'the gamma term in the ML fit'),
     M('l05', 'linear', 'energy', 'return ((x - self.decode(self.encode(x)))**2).sum(1)', 'return ((x - self.decode(self.encode(x)))**2).mean(1)', 'mean instead of summed error'),
-    # --- samplers: Langevin, MALA, box, sphere, buffer, CD/PCD/OMI
-    M('s01', 'samplers', 'clipping', 'if value is not None: g = g.clamp(-value, value)', 'if value is not None: g = g.clamp(-value, 2 * value)', 'asymmetric elementwise clip'),
-    M('s02', 'samplers', 'clipping', "g = g * _bview((norm / n).clamp(max=1.), g)", "g = g * _bview(norm / n, g)", 'norm clip also scales small gradients up'),
-    M('s03', 'samplers', 'temperature', 'return x - step_size * g / T', 'return x - step_size * g', 'drift without 1/T'),
-    M('s04', 'samplers', 'annealing + MH', '/ (2 * s * s)', '/ (2 * noise * noise)', 'MH ratio with the un-annealed sigma'),
-    M('s05', 'samplers', 'MH', 'log_a = (E - Ep) / T +', 'log_a = (E - Ep) +', 'MH ratio without T'),
-    M('s06', 'samplers', 'clipping + MH', '_sq(x - drift(xp, gp))', '_sq(x - (xp - step_size * gp / T))', 'reverse drift unclipped'),
-    M('s07', 'samplers', 'box under MH', 'if reject: acc = acc & inside(xp)', 'pass', 'MH ignores the box'),
-    M('s08', 'samplers', 'annealing', 's = noise / (1 + k) if anneal else noise', 's = noise', 'annealing ignored'),
-    M('s09', 'samplers', 'tangent projection', 'if tangent: g = g - _bview', 'if False: g = g - _bview', 'tangent projection off'),
-    M('s10', 'samplers', 'tangent projection', 'if tangent: g = g - _bview((g * x).flatten(1).sum(1), x) * x', 'if tangent: g = g + _bview((g * x).flatten(1).sum(1), x) * x', 'tangent projection with the wrong sign'),
-    M('s11', 'samplers', 'sphere', 'if spherical: xp = to_sphere(xp)', 'pass', 'spherical chain not renormalised'),
+    # --- langevin (s01-s11, s22, s23): Langevin, MALA, box, sphere; samplers: buffer, CD/PCD/OMI
+    M('s01', 'langevin', 'clipping', 'if value is not None: g = g.clamp(-value, value)', 'if value is not None: g = g.clamp(-value, 2 * value)', 'asymmetric elementwise clip'),
+    M('s02', 'langevin', 'clipping', "g = g * _bview((norm / n).clamp(max=1.), g)", "g = g * _bview(norm / n, g)", 'norm clip also scales small gradients up'),
+    M('s03', 'langevin', 'temperature', 'return x - step_size * g / T', 'return x - step_size * g', 'drift without 1/T'),
+    M('s04', 'langevin', 'annealing + MH', '/ (2 * s * s)', '/ (2 * noise * noise)', 'MH ratio with the un-annealed sigma'),
+    M('s05', 'langevin', 'MH', 'log_a = (E - Ep) / T +', 'log_a = (E - Ep) +', 'MH ratio without T'),
+    M('s06', 'langevin', 'clipping + MH', '_sq(x - drift(xp, gp))', '_sq(x - (xp - step_size * gp / T))', 'reverse drift unclipped'),
+    M('s07', 'langevin', 'box under MH', 'if reject: acc = acc & inside(xp)', 'pass', 'MH ignores the box'),
+    M('s08', 'langevin', 'annealing', 's = noise / (1 + k) if anneal else noise', 's = noise', 'annealing ignored'),
+    M('s09', 'langevin', 'tangent projection', 'if tangent: g = g - _bview', 'if False: g = g - _bview', 'tangent projection off'),
+    M('s10', 'langevin', 'tangent projection', 'if tangent: g = g - _bview((g * x).flatten(1).sum(1), x) * x', 'if tangent: g = g + _bview((g * x).flatten(1).sum(1), x) * x', 'tangent projection with the wrong sign'),
+    M('s11', 'langevin', 'sphere', 'if spherical: xp = to_sphere(xp)', 'pass', 'spherical chain not renormalised'),
     M('s12', 'samplers', 'buffer', 'x = x[-self.capacity:].to(self.data.dtype)', 'x = x[:self.capacity].to(self.data.dtype)', 'an oversized push keeps the oldest'),
     M('s13', 'samplers', 'buffer', 'm = _rand((n,), x.device, generator=generator) < self.replay_prob', 'm = _rand((n,), x.device, generator=generator) > self.replay_prob', 'replays 5% instead of 95%'),
     M('s14', 'samplers', 'buffer contents', 'if replay: self.buffer.push(z)', 'if replay: self.buffer.push(z0)', 'OMI stores the chain starts'),
@@ -75,8 +75,8 @@ MUTANTS = [
     M('s19', 'samplers', 'buffer contents', 'self.buffer.push(r.x)', 'self.buffer.push(x0)', 'PCD buffer stores the starts'),
     M('s20', 'samplers', 'CD', 'x0 = x_pos.detach()', 'x0 = torch.rand_like(x_pos)', 'CD starts from noise'),
     M('s21', 'samplers', 'temperature', "T = self.x_T if self.x_T is not None else getattr(model, 'T', 1.)", 'T = 1.', "visible chain ignores the model's T"),
-    M('s22', 'samplers', 'gradient', 'g, = torch.autograd.grad(E.sum(), x)', 'g, = torch.autograd.grad(E.mean(), x)', 'gradient divided by the batch size'),
-    M('s23', 'samplers', 'parameter gradients', 'for p in ps: p.requires_grad_(True)', 'pass', 'frozen() does not restore requires_grad'),
+    M('s22', 'langevin', 'gradient', 'g, = torch.autograd.grad(E.sum(), x)', 'g, = torch.autograd.grad(E.mean(), x)', 'gradient divided by the batch size'),
+    M('s23', 'langevin', 'parameter gradients', 'for p in ps: p.requires_grad_(True)', 'pass', 'frozen() does not restore requires_grad'),
     M('s24', 'samplers', 'Temperature of the latent chain', "Tz = self.z_T if self.z_T is not None else getattr(model, 'T', 1.)", 'Tz = 1.', "latent chain ignores the model's T"),
     M('s25', 'samplers', 'OMI box', "if getattr(model, 'x_bounds', None) is not None: x0 = x0.clamp(*model.x_bounds)", 'pass', 'visible chain starts outside the box'),
     M('s26', 'samplers', 'PCD noise', "if self.init_dist == 'gaussian': box = None", "if False: box = None", "init_dist='gaussian' draws uniform noise"),
@@ -95,6 +95,7 @@ MUTANTS = [
     M('m12', 'models', 'PCD', "_SAMPLER_DEFAULTS = {'nae_pcd': dict(buffer_size=10_000, replay_prob=0.95)}", '_SAMPLER_DEFAULTS = {}', "nae_pcd is not the paper's PCD"),
     M('m13', 'models', 'exact log-density', 'return self.log_prob_unnorm(x) - self.log_partition(lo, hi, n)', 'return self.log_prob_unnorm(x) + self.log_partition(lo, hi, n)', 'log p adds log Omega'),
     M('m14', 'models', 'sphere', 'return to_sphere(z) if self.spherical else z', 'return z', 'codes never projected onto the sphere'),
+    M('m15', 'models', 'density box', "lo, hi = self.density_box(lo, hi)", "lo, hi = (-4. if lo is None else lo), (4. if hi is None else hi)", 'log_partition on [-4, 4] whatever box the samplers target'),
     # --- nets: the 2-D box
     M('n01', 'nets', 'box', 'if not bounded and box is not None: dec.x_bounds = tuple(float(b) for b in box)', 'pass', 'FCRes2 without a sampler box'),
     # --- metrics
@@ -114,18 +115,20 @@ MUTANTS = [
     # --- checkpoint (30_checkpoint)
     M('c01', 'checkpoint', 'safe load', 'try: ckpt = torch.load(path, map_location=map_location, weights_only=True)', 'try: ckpt = torch.load(path, map_location=map_location, weights_only=False)', 'unsafe pickle load'),
     M('c02', 'checkpoint', 'RNG state', 'random.setstate((v, tuple(st), g))', 'pass', 'python RNG not restored'),
-    # --- learner (31_learner)
+    # --- learner, resilience (31_learner, 32_resilience, 33_fit_nae)
     M('r01', 'learner', 'temperature lr', 'dict(params=temp, lr=lr * t_lr_mult)', 'dict(params=temp, lr=lr)', 'temperature at the network lr'),
-    M('r02', 'learner', 'optimiser', 'def backward(self): self.opt.zero_grad(set_to_none=True); self.loss.backward()', 'def backward(self): self.loss.backward()', 'gradients accumulate across steps'),
+    M('r02', 'learner', 'optimiser', 'def backward(self): self.opt.zero_grad(set_to_none=True); self.loss.backward()', 'def backward(self): self.loss.backward()', 'gradients accumulate across steps', ['32_resilience.ipynb', '33_fit_nae.ipynb']),
     M('r03', 'learner', 'model selection', '(v > self.best if _MAXIMIZE[self.monitor] else v < self.best)', '(v < self.best if _MAXIMIZE[self.monitor] else v > self.best)', 'keeps the worst weights'),
-    M('r04', 'learner', 'resume', "self.step, self.stopped, self._elapsed0, self._t0 = c['step'], c['stopped'], c['elapsed'], time.time()", "self.step, self.stopped, self._elapsed0, self._t0 = 0, c['stopped'], c['elapsed'], time.time()", 'resume restarts the step count'),
+    M('r04', 'learner', 'resume', "self.step, self.stopped, self._elapsed0, self._t0 = c['step'], c['stopped'], c['elapsed'], time.time()", "self.step, self.stopped, self._elapsed0, self._t0 = 0, c['stopped'], c['elapsed'], time.time()", 'resume restarts the step count', ['32_resilience.ipynb', '33_fit_nae.ipynb']),
     M('r05', 'learner', 'gradient clipping', 'def after_backward(self, learn): nn.utils.clip_grad_norm_(learn.model.parameters(), self.max_norm)', 'def after_backward(self, learn): pass', 'gradient clipping callback does nothing'),
     M('r06', 'learner', 'early stopping', "if learn.val['bad'] > self.patience: raise CancelFitException()", "if learn.val['bad'] > self.patience + 1: raise CancelFitException()", 'early stopping one validation late'),
-    M('r07', 'learner', 'dead network', "stuck = prev is not None and (prev['energy'] is None", "stuck = prev is None or (prev['energy'] is None", 'a fresh network is judged dead at the first check'),
-    M('r08', 'learner', 'rollback', 'if ck is not None: ck.save(learn)   # the restored state', 'pass   # the restored state', 'after a rollback last.pt keeps the dead network'),
-    M('r09', 'learner', 'dead network', 'self.good = None   # every checkpoint since then', 'pass   # every checkpoint since then', 'a network dead from the start is rolled back to its dead start'),
+    M('r07', 'resilience', 'dead network', "stuck = prev is not None and (prev['energy'] is None", "stuck = prev is None or (prev['energy'] is None", 'a fresh network is judged dead at the first check'),
+    M('r08', 'resilience', 'rollback', 'if ck is not None: ck.save(learn)   # the restored state', 'pass   # the restored state', 'after a rollback last.pt keeps the dead network', ['33_fit_nae.ipynb']),
+    M('r09', 'resilience', 'dead network', 'self.good = None   # every checkpoint since then', 'pass   # every checkpoint since then', 'a network dead from the start is rolled back to its dead start', ['33_fit_nae.ipynb']),
     # --- run (46_run)
     M('p01', 'run', 'PCD settings', "kw.update(dict(buffer_size=cfg['buffer_size'], replay_prob=cfg['replay_prob']) if cfg['replay'] else", "kw.update(dict() if cfg['replay'] else", 'nae_pcd ignores buffer_size and replay_prob'),
+    M('p02', 'run', '2-D model selection', "if v < self.best[0]: self.best = (v, learn.step,", "if v <= self.best[0] and False: self.best = (v, learn.step,", '2-D runs keep no selected weights (the last ones are reported)'),
+    M('p03', 'run', '2-D density box', "b = getattr(model, 'x_bounds', None)\n    dlo", "b = None\n    dlo", 'density metrics on [-4, 4]^2 whatever box the samplers target')
 ]
 
 def owner(module:str) -> str:
@@ -151,10 +154,13 @@ def nb_replace(nb_path:Path, old:str, new:str):
 
 def scratch_copy(dest:Path) -> Path:
     "Copy the repository (without .git, run outputs and build folders) to `dest`/repo."
-    skip = shutil.ignore_patterns('.git', 'runs', '_docs', '_proc', '__pycache__', '*.egg-info', '.ipynb_checkpoints', '*.pt')
+    base = shutil.ignore_patterns('.git', 'runs', '_docs', '_proc', '__pycache__', '*.egg-info', '.ipynb_checkpoints', '*.pt')
+    records = ROOT/'nae_nbdev'/'records'
+    def skip(folder, names):   # checkpoints left around the repository are not needed; the package's records (a published
+        if Path(folder).resolve().is_relative_to(records): return set()   # model the notebooks load) are
+        return base(folder, names)
     repo = dest/'repo'
     shutil.copytree(ROOT, repo, ignore=skip, symlinks=True)
-    # the package data the notebooks read back (records) is small; model weights are not needed by the tests
     return repo
 
 def run_tests(repo:Path, targets:list, timeout:int) -> tuple[bool, str, float]:

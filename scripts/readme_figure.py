@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 from nae_nbdev.core import seed_everything, hardware_info
 from nae_nbdev.presets import preset
 from nae_nbdev.run import experiment_data, experiment_model, evaluate
-from nae_nbdev.learner import fit_nae, batch_scores
+from nae_nbdev.learner import batch_scores
+from nae_nbdev.training import fit_nae
 from nae_nbdev.data import half_images
 
 root = Path(__file__).resolve().parents[1]

@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Execute notebooks in place so that their committed outputs come from a real run.
 
-Usage: python scripts/run_nb.py nbs/10_samplers.ipynb [more.ipynb ...] [--skip slow,cuda] [--timings cells.json]
+Usage: python scripts/run_nb.py nbs/10_langevin.ipynb [more.ipynb ...] [--skip slow,cuda] [--timings cells.json]
 
 Cells marked `#| eval: false` never run. By default `slow` cells DO run (that is how the
 committed figures of long experiments are produced); pass `--skip slow` to leave them
 with their previous outputs. Each run prints its wall time; `--timings F` also writes the seconds of every
 executed cell (with its first line) to the JSON file F, also when a cell fails. Run `nbdev_clean` afterwards.
+Progress bars are turned off (`TQDM_DISABLE=1`): committed outputs hold results, not bars.
 """
-import sys, time, argparse, json
+import os, sys, time, argparse, json
+os.environ.setdefault('TQDM_DISABLE', '1')   # before anything imports tqdm
 from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell

@@ -7,7 +7,8 @@ import sys, argparse
 from pathlib import Path
 import torch
 from nae_nbdev.distributed import init_distributed, ddp_cbs, max_weight_diff, finish_distributed
-from nae_nbdev.learner import Learner, Batches, LogCB, CheckpointCB, GuardCB, Callback, dist_rank
+from nae_nbdev.learner import Learner, Batches, LogCB, Callback, dist_rank
+from nae_nbdev.resilience import CheckpointCB, GuardCB
 from nae_nbdev.models import make_model
 from nae_nbdev.data import load_digits
 

@@ -1,6 +1,6 @@
 """What the fault suite injects and what happened: each test module records its cases here, and at the
 end of the module they are merged into nae_nbdev/records/fault_suite.json, which the reliability
-section of nbs/31_learner.ipynb reads (each case as it went the last time it ran)."""
+section of nbs/33_fit_nae.ipynb reads (each case as it went the last time it ran)."""
 import json, time, os
 from pathlib import Path
 import pytest

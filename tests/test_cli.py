@@ -109,3 +109,18 @@ def test_each_holdout_trains_one_run_per_class(tmp_path):
     assert 'held-out 1:' in r.stdout and 'held-out 2:' in r.stdout
     r2 = run_cli('nae_train', '--each_holdout', '1,2', *TINY, '--out', out, check=False)   # finished runs are not overwritten
     assert r2.returncode != 0 and 'failed' in r2.stderr
+
+def test_gauss8_command_line_agrees_with_the_notebook_path(tmp_path):
+    """`nae_train --preset gauss8` reports what the eight-Gaussians notebook reports for the same settings: the weights with
+    the lowest validation NLL, their TV and KL on the sampler's box, and the last weights' beside them."""
+    from nae_nbdev.presets import preset
+    from nae_nbdev.run import train_run
+    args = dict(dz=3, mult=0.0625, nae_iters=12, val_every=4, x_steps=3, z_steps=2, t_lr_mult=10.)
+    run_cli('nae_train', '--preset', 'gauss8', '--out', tmp_path/'r', '--quiet',
+            *[a for k, v in args.items() for a in (f'--{k}', str(v))])
+    cli = json.loads((tmp_path/'r'/'metrics.json').read_text())
+    torch.set_num_threads(1)
+    nb = train_run(preset('gauss8', **args), out=None, progress=False, verbose=False)['metrics']
+    for k in ('tv', 'kl', 'T', 'selected_step', 'box', 'last'): assert cli[k] == nb[k], (k, cli[k], nb[k])
+    assert cli['box'] == [-5., 5.] and [p['step'] for p in cli['curve']] == [4, 8, 12]
+    assert cli['selected_step'] == min(cli['curve'], key=lambda p: p['val_nll'])['step']

@@ -16,7 +16,8 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from nae_nbdev.core import NAEError, seed_everything
 from nae_nbdev.detector import NAEDetector, AEDetector, DetectorNotFitted, _conformal_threshold, _min_calibration_rows
-from nae_nbdev.learner import make_learner, batch_scores
+from nae_nbdev.learner import batch_scores
+from nae_nbdev.resilience import make_learner
 from nae_nbdev.models import make_model
 
 TINY = dict(dz=4, mult=0.25, ae_iters=5, nae_iters=3, z_steps=2, x_steps=2, batch_size=32, random_state=0)

@@ -12,7 +12,8 @@ import pytest
 import torch
 from nae_nbdev.core import strict_devices, DeviceMismatch, model_device
 from nae_nbdev.models import make_model
-from nae_nbdev.samplers import langevin, CDSampler, PCDSampler, OMISampler, ReplayBuffer
+from nae_nbdev.langevin import langevin
+from nae_nbdev.samplers import CDSampler, PCDSampler, OMISampler, ReplayBuffer
 from nae_nbdev.ebm import density_on_grid, exact_nll
 from nae_nbdev.learner import batch_scores
 
@@ -106,9 +107,9 @@ def test_the_check_can_fail():
             with pytest.raises(DeviceMismatch): reaches(call)
     finally: C._same_device = keep
     with pytest.raises(DeviceMismatch): reaches(lambda: torch.randn(3, device='meta', generator=gen()))
-    import nae_nbdev.samplers as S
-    keep = S.generator_on
+    import nae_nbdev.samplers as S, nae_nbdev.langevin as L
+    keep = S.generator_on, L.generator_on
     try:
-        S.generator_on = lambda g, d: g              # the old behaviour: the caller's generator used as it is
+        S.generator_on = L.generator_on = lambda g, d: g   # the old behaviour: the caller's generator used as it is
         with pytest.raises(DeviceMismatch): reaches(lambda: m.sampler.sample_fresh(m, 3, z_steps_mult=1, generator=gen()))
-    finally: S.generator_on = keep
+    finally: S.generator_on, L.generator_on = keep

@@ -139,8 +139,10 @@ import signal, functools
 from unittest import mock
 from nae_nbdev.models import make_model
 from nae_nbdev.data import load_digits, hold_out, constant_gray
-from nae_nbdev.learner import (make_learner, fit_nae, Callback, Rollback, TrainingDiverged, TrainingInterrupted, CheckpointCB, LogCB,
-                               ValidationCB, EarlyStoppingCB, ClipGradCB, ProgressCB, GuardCB, NegativesCB)
+from nae_nbdev.learner import (Callback, Rollback, TrainingDiverged, TrainingInterrupted, LogCB, ValidationCB, EarlyStoppingCB,
+                               ClipGradCB, ProgressCB)
+from nae_nbdev.resilience import make_learner, CheckpointCB, GuardCB
+from nae_nbdev.training import fit_nae, NegativesCB
 from nae_nbdev.distributed import DDPCB
 from nae_nbdev.run import EvalCB
 import nae_nbdev.learner as lmod
@@ -171,6 +173,8 @@ class _SignalAt(Callback):
 
 def _every_event_run(d, signal_at=None):
     "An NAE phase of 12 iterations that goes through every event: validations, checkpoints, a rollback, a signal, evaluation."
+    if signal_at and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:   # a background job starts with SIGINT ignored, and
+        signal.signal(signal.SIGINT, signal.default_int_handler)            # the learner keeps it so: a user's terminal does not
     x, xv, xg = _digits()
     m = _nae()
     with mock.patch.object(lmod, 'tqdm', functools.partial(lmod.tqdm, disable=True)):   # a real ProgressCB, without its output

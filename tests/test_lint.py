@@ -43,7 +43,7 @@ def test_per_notebook_list_and_scope():
     nb = notebook(('markdown', "The paper's Table 6: after 10 pre-training epochs the NAE reaches .754. Ours reaches .934."))
     assert [t for _, t, _ in lint.typed_numbers(nb, '51_mnist_holdout.ipynb')] == ['.934']
     assert [t for _, t, _ in lint.typed_numbers(nb, '52_mnist_ood.ipynb')] == ['.754', '.934']
-    assert lint.typed_numbers(nb, '10_samplers.ipynb') == []
+    assert lint.typed_numbers(nb, '10_langevin.ipynb') == []
     assert [t for _, t, _ in lint.typed_numbers(notebook(('markdown', 'It took 12 minutes and 1,500 iterations.')), '60_demo.ipynb')] == ['12']
 
 def test_the_repository_passes():
