@@ -70,7 +70,7 @@ def mnist_holdout_cpu(**kw) -> dict:
 _MNIST_GPU = dict(ae_epochs=None, nae_epochs=None, ae_iters=2000, nae_iters=200, lr_ae=1e-3, lr_nae=2e-4,
                   val_every=50, val_ties='last') # what the one-GPU-slot Table 1 changes: the budget and the learning rates
 # ten digits one after the other in about eight minutes of one H200: 2000 AE steps and 200 captured NAE iterations of
-# batch 128 per digit (projected from the step times measured in nbs/49_bench.ipynb); the learning rates of the CPU recipe,
+# batch 128 per digit (projected from the step times measured in nbs/49_bench_gpu.ipynb); the learning rates of the CPU recipe,
 # which was searched for short budgets
 
 def mnist_holdout_gpu(**kw) -> dict:
