@@ -178,6 +178,10 @@ def check_page(page, site_dir, pages_by_name=None, git_url=None, doc_url=None, p
     ul = unlinked_api(m, public or {})
     if ul: errs.append(f"{len(ul)} API names in backticks do not link ({', '.join(sorted(set(ul))[:6])}{', ...' if len(set(ul)) > 6 else ''}): "
                        "nbdev links the bare name (`fit_nae`), not `module.name`")
+    prose = text(re.sub(r'(?s)<pre\b.*?</pre>|<code\b.*?</code>', '', m))    # the words outside code
+    broken = re.findall(r'\]\((?:[\w./-]*\.(?:ipynb|html|md))(?:#[\w-]*)?\)', prose)   # text like "](page.ipynb)": a Markdown link
+    if broken: errs.append(f"{len(broken)} Markdown link(s) shown as text ({broken[0]}): a backticked API name inside [...] "   # nbdev
+                           "became a link of its own; write `name` ([words](page.ipynb)) instead")                         # links
     nt = re.findall(r'(\w+):NoneType=', txt.replace(' ', ''))
     if nt: errs.append(f"signature shows NoneType for {', '.join(sorted(set(nt)))}: annotate (e.g. device:str|torch.device|None=None)")
     for kind, h in outputs(m):

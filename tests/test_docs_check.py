@@ -39,7 +39,8 @@ aligned = '\n'.join(f"{'row ' + str(i):<20}" + ''.join(f"{0.5 + i / 100:>14.3f}"
 PAGES = {  # page name -> (notebook, a phrase the check must report on it; None: a clean page)
     'clean': (page('Clean', md("Inline $E(x) = \\lVert x \\rVert^2$ and display\n\n$$p(x) = \\frac{e^{-E(x)/T}}{\\Omega}$$\n\n"
                                "| a | b |\n|---|---|\n| 1 | 2 |"),
-                   code("print('ok')", "a short output\nof two lines\n"), code("fig", png=png_b64(6))), None),
+                   code("print('ok')", "a short output\nof two lines\n"), code("fig", png=png_b64(6)),
+                   code("link = '[the page](clean.ipynb)'")), None),
     'katex_error': (page('KaTeX error', md("An undefined macro: $\\notamacro{x}$.")), 'KaTeX error'),
     'raw_math': (page('Raw maths', md("Spaces inside the dollars keep this from being maths: $ x + y $.")), 'raw maths'),
     'wide_table': (page('Wide table', md("| name | value |\n|---|---|\n| " + 'x' * 220 + " | 1 |")), 'too wide'),
@@ -53,6 +54,8 @@ PAGES = {  # page name -> (notebook, a phrase the check must report on it; None:
     'nonetype': (page('NoneType', md("```python\nload(path:str, device:NoneType=None)\n```")), 'NoneType for device'),
     'unlinked': (page('Unlinked', md("Scores come from `metrics.ood_report`.")), 'do not link'),
     'subtitle': (page('Two-line subtitle', sub='A subtitle that goes on\n> onto a second line.'), 'subtitle has 2 lines'),
+    'nested_link': (page('Nested link', md("What nbdev makes of a backticked API name inside a link: [[`ood_report`](clean.html)](clean.ipynb).\n\n"
+                                           "A link in code is not one: `see [the page](clean.ipynb)`.")), 'shown as text'),
 }
 BROWSER = {'KaTeX error', 'raw maths', 'too wide', 'fixed-width table', 'figure shrunk'}
 
