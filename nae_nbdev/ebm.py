@@ -10,8 +10,8 @@ from torch import nn, Tensor
 from .core import NAEError, model_device
 
 # %% auto #0
-__all__ = ['grid', 'grid2d', 'log_partition', 'density_on_grid', 'sample_on_grid', 'exact_nll', 'Temperature', 'encoder_l2',
-           'nae_loss']
+__all__ = ['grid', 'grid2d', 'density_box', 'log_partition', 'density_on_grid', 'sample_on_grid', 'exact_nll', 'Temperature',
+           'encoder_l2', 'nae_loss']
 
 # %% ../nbs/01_ebm.ipynb #51979fbc
 def grid(lo:float=-4., # lower edge of the box, on every axis
@@ -40,6 +40,17 @@ def grid2d(lo:float=-4., # lower edge of the square
           ) -> tuple[Tensor, float]:
     "Cell centres `(n*n, 2)` of a midpoint grid on `[lo,hi]^2` (row-major in y), and the cell area."
     return grid(lo, hi, n, 2, dtype=dtype, device=device)
+
+# %% ../nbs/01_ebm.ipynb #0e72817f
+def density_box(model, # anything; its `x_bounds` (lo, hi), if set, is the box the samplers keep x in
+                lo:float|None=None, hi:float|None=None, # override either edge
+               ) -> tuple:
+    "The box $[lo, hi]^D$ on which a model's density is normalised: the sampler's box `model.x_bounds`, else $[-4, 4]^D$."
+    b = getattr(model, 'x_bounds', None)
+    dlo, dhi = (float(b[0]), float(b[1])) if b is not None else (-4., 4.)
+    lo, hi = dlo if lo is None else float(lo), dhi if hi is None else float(hi)
+    if not hi > lo: raise NAEError(f"the density box [lo={lo}, hi={hi}] is empty.", "Pass lo < hi.")
+    return lo, hi
 
 # %% ../nbs/01_ebm.ipynb #ea0e3454
 def log_partition(energies:Tensor, # energies E(x_i) at the grid points, shape (N,)

@@ -4,9 +4,8 @@
 
 # %% ../nbs/31_learner.ipynb #a9e1190e
 from __future__ import annotations
-import os, sys, math, time, json, copy, shlex, signal, threading
+import os, sys, time, json, copy, shlex, signal, threading
 from pathlib import Path
-from dataclasses import dataclass
 import contextlib
 import numpy as np
 import torch

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 from .core import NAEError, follows_model, model_device, generator_on, sample_device
-from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition
+from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition, density_box
 from .nets import make_net, auto_net
 from .langevin import to_sphere
 from .fast import accelerate
@@ -151,11 +151,6 @@ class NAE(AE):
         stats.update({f'sampler_{k}': float(v) for k, v in getattr(self.sampler, 'stats', {}).items()})
         return loss, stats
 
-    def density_box(self, lo:float|None=None, hi:float|None=None) -> tuple:
-        "The box on which the density is normalised: the samplers target $\\exp(-E/T)$ inside `x_bounds`, so that box; [-4, 4] without one."
-        b = self.x_bounds if self.x_bounds is not None else (-4., 4.)
-        return (float(b[0]) if lo is None else float(lo), float(b[1]) if hi is None else float(hi))
-
     @follows_model
     def log_prob_unnorm(self, x:Tensor) -> Tensor:
         "$-E(x)/T = \\log p(x) + \\log\\Omega$, shape `(B,)`."
@@ -167,7 +162,7 @@ class NAE(AE):
                       n:int=200, # grid cells per axis
                       chunk:int=65536) -> Tensor: # grid points per forward pass
         "$\\log\\Omega$ by midpoint quadrature on the box the samplers keep $x$ in; only for inputs of dimension 1 to 3."
-        lo, hi = self.density_box(lo, hi)
+        lo, hi = density_box(self, lo, hi)
         if self.D > 3:
             raise NAEError(f"log_partition integrates on a grid, which is only feasible for D <= 3 (this model has D={self.D}).",
                            "Use log_prob_unnorm(x), which is log p(x) up to the constant log Omega, for ranking.")

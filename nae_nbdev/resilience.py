@@ -268,7 +268,7 @@ def make_learner(model:nn.Module,
         if valid is None: raise NAEError("early_stop needs validation data.", "Pass valid=(x_in, x_ood), or early_stop=None.")
         cbs.append(EarlyStoppingCB(early_stop))
     if clip_grad is not None: cbs.append(ClipGradCB(clip_grad))
-    if progress is not False and progress is not None:
+    if progress:
         cbs.append(ProgressCB(every=log_every, delay=0. if progress is True else float(progress)))
     if guard: cbs.append(GuardCB(**{**dict(max_rollbacks=max_rollbacks, probe=_probe(valid, data)), **(guard if isinstance(guard, dict) else {})}))
     return Learner(model, data, loss=loss, lr=lr, n_iters=n_iters, n_epochs=n_epochs, cbs=cbs, batch_size=batch_size,

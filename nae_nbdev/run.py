@@ -11,6 +11,7 @@ import torch
 from .core import NAEError, get_device, seed_everything, hardware_info
 from .data import load_dataset, dequantize
 from .models import make_model
+from .ebm import density_box
 from .learner import batch_scores, Callback, dist_rank, dist_world, TrainingDiverged
 from .resilience import prepare_run
 from .training import fit_nae, NegativesCB
@@ -20,9 +21,9 @@ from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, writ
 from .presets import preset
 
 # %% auto #0
-__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_box', 'density_metrics', 'val_nll',
-           'DensityCB', 'random_hflip', 'train_transform', 'TransformCB', 'train_run', 'format_metrics', 'scale',
-           'download_default', 'out_dir', 'run_status', 'run_or_resume', 'load_record', 'md_table', 'have_data']
+__all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'val_nll', 'DensityCB',
+           'random_hflip', 'train_transform', 'TransformCB', 'train_run', 'format_metrics', 'scale', 'download_default',
+           'out_dir', 'run_status', 'run_or_resume', 'load_record', 'md_table', 'have_data']
 
 # %% ../nbs/46_run.ipynb #06ab08dd
 _OPTIONAL = {'omniglot', 'fashion_mnist', 'fashionmnist', 'svhn', 'celeba32', 'celeba64', 'celeba', 'imagenet32'}
@@ -96,16 +97,6 @@ class EvalCB(Callback):
     def after_fit(self, learn): self.report = evaluate(learn.model, self.data) if self.data['test_out'] else {}
 
 # %% ../nbs/46_run.ipynb #acd8f74a
-def density_box(model, # anything; its `x_bounds` (lo, hi), if set, is the box the samplers keep x in
-                lo:float|None=None, hi:float|None=None, # override either edge
-               ) -> tuple:
-    "The square $[lo, hi]^2$ on which a 2-D model's density is normalised: the sampler's box `model.x_bounds`, else $[-4, 4]^2$."
-    b = getattr(model, 'x_bounds', None)
-    dlo, dhi = (float(b[0]), float(b[1])) if b is not None else (-4., 4.)
-    lo, hi = dlo if lo is None else float(lo), dhi if hi is None else float(hi)
-    if not hi > lo: raise NAEError(f"the density box [lo={lo}, hi={hi}] is empty.", "Pass lo < hi.")
-    return lo, hi
-
 def _cells(lo:float, hi:float, n:int|None, per_unit:float=25.) -> int:
     "Grid cells per axis: `n`, or `per_unit` per unit length (cells of side 0.04 by default)."
     return int(n) if n is not None else max(2, round(per_unit * (hi - lo)))

@@ -9,9 +9,8 @@ import torch
 from torch import nn, Tensor
 from .core import NAEError, model_device, generator_on, sample_device
 from .langevin import *
-from .langevin import _bview, _sq, _draw, _randn, _rand, _owner, _precision_knobs, _COMPILED, _compiled_energy_grad, _energy_grad_fn
+from .langevin import _bview, _randn, _rand
 from .fast import *
-from .fast import _full_conv, _out_size, _FAST, _clone, _cudnn_benchmark
 _all_ = ['to_sphere', 'uniform_sphere', 'clip_gradient', 'frozen', 'energy_grad', 'fast_matmul', 'LangevinResult', 'langevin',
          'FastConv2d', 'FastConvTranspose2d', 'accelerate', 'ChainGraph']   # re-exported: `import *` gives what it always gave
 

@@ -95,7 +95,7 @@ MUTANTS = [
     M('m12', 'models', 'PCD', "_SAMPLER_DEFAULTS = {'nae_pcd': dict(buffer_size=10_000, replay_prob=0.95)}", '_SAMPLER_DEFAULTS = {}', "nae_pcd is not the paper's PCD"),
     M('m13', 'models', 'exact log-density', 'return self.log_prob_unnorm(x) - self.log_partition(lo, hi, n)', 'return self.log_prob_unnorm(x) + self.log_partition(lo, hi, n)', 'log p adds log Omega'),
     M('m14', 'models', 'sphere', 'return to_sphere(z) if self.spherical else z', 'return z', 'codes never projected onto the sphere'),
-    M('m15', 'models', 'density box', "lo, hi = self.density_box(lo, hi)", "lo, hi = (-4. if lo is None else lo), (4. if hi is None else hi)", 'log_partition on [-4, 4] whatever box the samplers target'),
+    M('m15', 'models', 'density box', "lo, hi = density_box(self, lo, hi)", "lo, hi = (-4. if lo is None else lo), (4. if hi is None else hi)", 'log_partition on [-4, 4] whatever box the samplers target'),
     # --- nets: the 2-D box
     M('n01', 'nets', 'box', 'if not bounded and box is not None: dec.x_bounds = tuple(float(b) for b in box)', 'pass', 'FCRes2 without a sampler box'),
     # --- metrics
@@ -128,7 +128,7 @@ MUTANTS = [
     # --- run (46_run)
     M('p01', 'run', 'PCD settings', "kw.update(dict(buffer_size=cfg['buffer_size'], replay_prob=cfg['replay_prob']) if cfg['replay'] else", "kw.update(dict() if cfg['replay'] else", 'nae_pcd ignores buffer_size and replay_prob'),
     M('p02', 'run', '2-D model selection', "if v < self.best[0]: self.best = (v, learn.step,", "if v <= self.best[0] and False: self.best = (v, learn.step,", '2-D runs keep no selected weights (the last ones are reported)'),
-    M('p03', 'run', '2-D density box', "b = getattr(model, 'x_bounds', None)\n    dlo", "b = None\n    dlo", 'density metrics on [-4, 4]^2 whatever box the samplers target')
+    M('p03', 'ebm', 'density box', "b = getattr(model, 'x_bounds', None)\n    dlo", "b = None\n    dlo", 'density metrics on [-4, 4]^2 whatever box the samplers target', ['46_run.ipynb'])
 ]
 
 def owner(module:str) -> str:
