@@ -23,6 +23,7 @@ py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+bench_requirements = shlex.split(cfg.get('bench_requirements', ''))   # the optional PyOD comparison (nbs/56_detector_bench)
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 spdx = tuple(int(v) for v in setuptools.__version__.split('.')[:2]) >= (77, 0)   # SPDX license field, no License classifier
 min_python = cfg['min_python']
@@ -47,7 +48,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={'nae_nbdev': ['records/*.json', 'records/*/*']},   # the published CPU-scale records
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'bench': bench_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

@@ -17,7 +17,7 @@ __all__ = ['EIGHT_GAUSSIANS_MEANS', 'EIGHT_GAUSSIANS_STD', 'DOWNLOAD_TIMEOUT', '
            'eight_gaussians_logpdf', 'two_clusters', 'two_clusters_logpdf', 'moons', 'circles', 'spirals',
            'load_digits', 'load_mnist', 'load_fashion_mnist', 'load_omniglot', 'load_cifar10', 'load_svhn',
            'load_celeba', 'download_timeout_s', 'download_timeout', 'load_imagenet32', 'constant_gray', 'noise_images',
-           'half_images', 'chimera_images', 'load_dataset']
+           'half_images', 'chimera_images', 'blend_pairs', 'load_dataset']
 
 # %% ../nbs/40_data.ipynb #39c8c04d
 def data_root(root:str|os.PathLike|None=None # a folder; None: $NAE_DATA, else ~/.cache/nae_nbdev/data
@@ -488,6 +488,16 @@ def chimera_images(x:torch.Tensor, # inlier images (N, C, H, W)
     out[..., :h, :] = x[partner][..., :h, :]
     out[..., h - gap//2: h - gap//2 + gap, :] = 0
     return out
+
+def blend_pairs(x:torch.Tensor, # inliers (N, ...): images or feature vectors
+                seed:int=0,
+                a:float=0.5, # weight of each sample; its random partner gets 1 - a
+               ) -> torch.Tensor:
+    "Blends: `a·x_i + (1-a)·x_j` with a random partner j ≠ i for each row, labels not needed (the detector's label-free model selection)."
+    if len(x) < 2: raise NAEError(f"Blends need at least two samples; got {len(x)}.", "Pass two or more inliers.")
+    g = torch.Generator().manual_seed(seed)
+    j = (torch.arange(len(x)) + torch.randint(1, len(x), (len(x),), generator=g)) % len(x)   # never the row itself
+    return a * x + (1 - a) * x[j]
 
 # %% ../nbs/40_data.ipynb #ab53907d
 def _synth(fn, default_n):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/48_detector.ipynb #fc4da657
 from __future__ import annotations
-import warnings
+import time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,13 +16,15 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from .core import NAEError, get_device, seed_everything, as_images
 from .models import make_model
-from .learner import Batches, batch_scores
+from .nets import auto_net
+from .data import blend_pairs
+from .learner import Batches, Callback, CancelFitException, ValidationCB, TrainingDiverged, batch_scores
 from .resilience import make_learner
 from .training import fit_nae
 from .checkpoint import save_checkpoint, load_checkpoint, load_model_state, rng_state, set_rng_state
 
 # %% auto #0
-__all__ = ['DETECTORS', 'DetectorNotFitted', 'NAEDetector', 'AEDetector']
+__all__ = ['DETECTORS', 'DetectorNotFitted', 'auto_settings', 'BudgetCB', 'SelectCB', 'NAEDetector', 'AEDetector']
 
 # %% ../nbs/48_detector.ipynb #c234c6b2
 class DetectorNotFitted(NAEError, NotFittedError):
@@ -149,6 +151,10 @@ class _Detector(BaseEstimator):
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 0.5:
             raise NAEError(f"calibration={f!r}: it must be a fraction in [0, 0.5] of the training data.",
                            "Pass e.g. calibration=0.15 (the default) to hold out 15% of X to set threshold_, or 0 to use the training scores.")
+        b = self.budget
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0):
+            raise NAEError(f"budget={b!r}: it must be a positive number of seconds, or None.",
+                           "Pass e.g. budget=600 to stop training after 10 minutes with the best weights so far, or budget=None.")
 
     def _seed(self) -> int:
         """The training seed: `random_state` if it is an int; for None, one from the operating system's entropy, which
@@ -197,7 +203,12 @@ class _Detector(BaseEstimator):
         return torch.cat([batch_scores(self.model_, x, 256) for x in xs]).double().numpy()
 
     def _build(self, x_shape:tuple):
-        return make_model(self._model_kind, x_shape, **self._model_kw())
+        return make_model(self._model_kind, x_shape, **self._model_kw(x_shape))
+
+    def _auto(self, x_shape:tuple) -> dict:
+        "The parameters left at 'auto', resolved for inputs of `x_shape` (`auto_settings`); the others as given."
+        a = auto_settings(x_shape, self.net)
+        return {k: a[k] if getattr(self, k) == 'auto' else getattr(self, k) for k in a if hasattr(self, k)}
 
     def fit(self, X, # inliers: array/tensor (N, D), (N, H, W) or (N, C, H, W), a torch Dataset, or a DataLoader
             y:None=None): # ignored (scikit-learn API)
@@ -213,7 +224,8 @@ class _Detector(BaseEstimator):
         held-out rows it flags at most n - k, fewer than a fraction `contamination`, and of the rows the model trained on usually
         fewer still. Unlike PyOD's, `labels_` does not flag a fraction `contamination` of `X` (except with PyOD's rule)."""
         self._check_params()
-        for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_', 'calib_index_', 'n_features_in_', 'seed_'):
+        for a in ('model_', 'history_', 'decision_scores_', 'threshold_', 'labels_', 'calib_index_', 'n_features_in_', 'seed_',
+                  'settings_', 'selected_', 'budget_spent_', 'retried_'):
             self.__dict__.pop(a, None)
         self.scale_min_ = self.scale_range_ = None
         seed, device = self._seed(), get_device(self.device)
@@ -224,9 +236,17 @@ class _Detector(BaseEstimator):
         try:
             seed_everything(seed)
             model = self._build(x_shape)
-            self.history_ = self._train(model, fit, seed, device)
+            try: self.history_ = self._train(model, fit, seed, device)
+            except TrainingDiverged as e:   # the guard gave up (e.g. a network that died early): once more, from another initialisation
+                warnings.warn(f"{e.problem} Training again from a new initialisation (seed {seed + 1}); the fitted detector is "
+                              f"that second run (retried_ = True).", stacklevel=2)
+                seed_everything(seed + 1)
+                model = self._build(x_shape)
+                self.history_ = self._train(model, fit, seed + 1, device)   # a second failure is raised
+                self.retried_ = True
         finally: set_rng_state(saved)
         self.model_, self.x_shape_, self.seed_ = model.eval(), x_shape, seed
+        self.retried_ = getattr(self, 'retried_', False)
         self.n_features_in_, self.calib_index_ = int(np.prod(x_shape)), cal_idx
         self.decision_scores_ = self._scores(self._as_data(X, 'X', bounded=True))   # every row; a Dataset's are range-checked here
         self.threshold_ = (_conformal_threshold(self.decision_scores_[cal_idx], self.contamination, stacklevel=3) if len(cal_idx)
@@ -320,24 +340,71 @@ def _progress(verbose:bool|str):
     if isinstance(verbose, bool): return verbose
     raise NAEError(f"verbose={verbose!r} is not True, False or 'auto'.", "Pass verbose='auto' (the default), True or False.")
 
+_AUTO = {'fc':   dict(dz=16, mult=1.0, ae_iters=500, nae_iters=1000, nae_batch_size=128, lr_nae=1e-3),
+         'conv': dict(dz=32, mult=0.25, ae_iters=1500, nae_iters=500, nae_batch_size=32, lr_nae=2e-4)} # see auto_settings
+
+def auto_settings(x_shape:tuple, # per-sample input shape
+                  net:str='auto', # the detector's `net`
+                 ) -> dict:
+    """What the detectors' 'auto' parameters become for inputs of `x_shape`: the MLP's budget for vectors and small
+    images, a quarter-width convolutional network with a shorter NAE phase of smaller batches for images such as
+    MNIST, sized so that a fit of 6,000 MNIST images stays within 10 minutes on 2 CPU cores (measured in the notebook)."""
+    net = auto_net(x_shape) if net == 'auto' else net
+    return dict(net=net, **_AUTO['fc' if net in ('fc', 'fcres2') else 'conv'])
+
+class BudgetCB(Callback):
+    "Stop the phase once the wall clock passes `deadline` (a `time.time()` value); the model keeps the weights it has."
+    order = 35
+    def __init__(self, deadline:float): self.deadline, self.spent = deadline, False
+    def after_step(self, learn):
+        if time.time() >= self.deadline: self.spent = True; raise CancelFitException()
+
+class SelectCB(ValidationCB):
+    """The detector's label-free model selection: the AUROC of held-out inliers `x_in` against blends of pairs of them
+    (`blend_pairs`), before the first step (the autoencoder's weights), every `every` steps and after the last;
+    `best_state` holds the weights with the highest."""
+    def __init__(self, x_in, # held-out inliers (not trained on)
+                 every:int, # steps between evaluations
+                 seed:int=0): # seeds the blends
+        super().__init__(x_in, blend_pairs(torch.as_tensor(x_in), seed), every=every, monitor='val_auroc')
+        self.history = []
+    def validate(self, learn):
+        super().validate(learn)
+        self.history.append((learn.step, learn.val['val_auroc']))
+    def before_batch(self, learn):
+        if not self.history: self.validate(learn)   # the autoencoder's weights, once every callback has started
+    def after_fit(self, learn):
+        if self.history[-1][0] != learn.step: self.validate(learn)   # stopped between evaluations (a budget)
+
+def _select_split(n:int, # training rows
+                  seed:int) -> tuple[np.ndarray, np.ndarray]:
+    "Indices (train, select): 10% of the rows (at most 1,000) for model selection, none below 100 rows."
+    k = min(1000, int(round(0.1 * n))) if n >= 100 else 0
+    perm = np.random.default_rng(seed + 1).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
 class NAEDetector(_Detector):
-    "Normalized-autoencoder outlier detector with the scikit-learn/PyOD API; trains with `fit_nae`."
+    "Normalized-autoencoder outlier detector with the scikit-learn/PyOD API; trains with `fit_nae`, keeps the weights the label-free rule selects."
     _model_kind = 'nae'
+    _nae_cbs = () # extra callbacks of the NAE phase, for diagnostics (the study notebook's test-AUROC trace)
     def __init__(self,
                  net:str='auto', # a `make_net` name; 'auto': 'fc' for vectors and small images, 'conv28' for 1x28x28, ...
-                 dz:int=16, # latent size
-                 mult:float=1.0, # width multiplier of the network
+                 dz:int|str='auto', # latent size ('auto': 16 for the MLP, 32, the paper's MNIST value, for convolutional networks)
+                 mult:float|str='auto', # width multiplier of the network; 'auto': 1 for the MLP, 1/4 for convolutional networks
                  spherical:bool=True, # latent codes on the unit sphere (the paper's default)
-                 ae_iters:int=500, # phase 1: autoencoder iterations
-                 nae_iters:int=200, # phase 2: NAE iterations (each runs z_steps + x_steps Langevin steps)
-                 batch_size:int=128, # ignored for a DataLoader, which keeps its own
+                 ae_iters:int|str='auto', # phase 1: autoencoder iterations ('auto': see `auto_settings`)
+                 nae_iters:int|str='auto', # phase 2: NAE iterations, each running z_steps + x_steps Langevin steps ('auto': see `auto_settings`)
+                 batch_size:int=128, # phase 1 batch size; ignored for a DataLoader, which keeps its own
+                 nae_batch_size:int|str='auto', # phase 2 batch size ('auto': 128 for the MLP, 32 for convolutional networks)
                  lr_ae:float=1e-3, # Adam learning rate of phase 1
-                 lr_nae:float=1e-4, # Adam learning rate of phase 2
-                 l2:float=1e-4, # weight of the encoder's squared L2 norm
+                 lr_nae:float|str='auto', # Adam learning rate of phase 2 ('auto': 1e-3 for the MLP, 2e-4 for convolutional networks)
+                 l2:float=0., # weight of the encoder's squared L2 norm (the paper: 1e-4; it slows the NAE phase, see the study)
                  gamma:float=1., # weight of the negative-energy penalty mean(E(x-)^2)
                  z_steps:int=10, z_step_size:float=0.2, z_noise:float=0.05, # latent chain (MNIST defaults)
-                 x_steps:int=50, x_step_size:float=10., x_noise:float=0.05, # visible chain (MNIST defaults)
+                 x_steps:int=20, x_step_size:float=10., x_noise:float=0.05, # visible chain (the paper's MNIST chain has 50 steps)
                  replay:bool=True, # replay buffer for the latent chains
+                 select:str='auto', # 'auto': keep the weights with the best label-free score (`SelectCB`); 'last': the last weights
+                 budget:float|None=None, # seconds of training; None: no limit. Phase 1 gets at most a third; ends with the best weights so far
                  scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
                  contamination:float=0.1, # the target false-positive rate: `predict` flags at most this fraction of new normal samples (X clean, enough held-out rows); not the share of outliers in X
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
@@ -346,16 +413,41 @@ class NAEDetector(_Detector):
                  verbose:bool|str='auto'): # progress bars: True, False, or 'auto' (a bar only for a phase that runs longer than 10 s)
         store_attr()
 
-    def _model_kw(self) -> dict:
-        return dict(net=self.net, dz=self.dz, mult=self.mult, spherical=self.spherical, l2=self.l2, gamma=self.gamma,
+    def _check_params(self):
+        super()._check_params()
+        if self.select not in ('auto', 'last'):
+            raise NAEError(f"select={self.select!r} is not a selection rule we know.",
+                           "Pass select='auto' (the label-free rule: held-out inliers against blends of them) or select='last'.")
+
+    def _model_kw(self, x_shape:tuple) -> dict:
+        a = self._auto(x_shape)
+        return dict(net=self.net, dz=a['dz'], mult=a['mult'], spherical=self.spherical, l2=self.l2, gamma=self.gamma,
                     sampler_kw=dict(z_steps=self.z_steps, z_step_size=self.z_step_size, z_noise=self.z_noise,
                                     x_steps=self.x_steps, x_step_size=self.x_step_size, x_noise=self.x_noise,
                                     replay=self.replay))
 
     def _train(self, model, data, seed:int, device) -> list[dict]:
-        run = fit_nae(model, data, ae_iters=self.ae_iters, nae_iters=self.nae_iters, lr_ae=self.lr_ae, lr_nae=self.lr_nae,
-                      batch_size=self.batch_size, seed=seed, device=device, final='last', progress=_progress(self.verbose))
+        a, t0 = self._auto(model.x_shape), time.time()
+        self.settings_ = a
+        sel, data_fit = None, data
+        if self.select == 'auto' and isinstance(data, torch.Tensor):   # streamed data (Dataset, DataLoader): 'last'
+            fit_idx, sel_idx = _select_split(len(data), seed)
+            if len(sel_idx):
+                sel = SelectCB(data[sel_idx], every=max(10, a['nae_iters'] // 20), seed=seed)
+                data_fit = data[fit_idx]
+        ae_b, nae_b = ([BudgetCB(t0 + self.budget / 3)], [BudgetCB(t0 + self.budget)]) if self.budget is not None else ([], [])
+        batches = data_fit if isinstance(data_fit, Batches) else Batches(data_fit, batch_size=self.batch_size, seed=seed)
+        if batches.collate is None: batches = batches.with_batch_size(a['nae_batch_size'])   # a DataLoader keeps its batch size
+        run = fit_nae(model, batches, ae_iters=a['ae_iters'], nae_iters=a['nae_iters'], ae_batch_size=self.batch_size if batches.collate is None else None,
+                      lr_ae=self.lr_ae, lr_nae=a['lr_nae'], seed=seed, device=device, final='last',
+                      progress=_progress(self.verbose), ae_cbs=ae_b, nae_cbs=([sel] if sel else []) + nae_b + list(self._nae_cbs))
+        self.selected_ = None
+        if sel is not None:
+            load_model_state(model, sel.best_state)
+            self.selected_ = dict(step=sel.best_step, score=sel.best, history=sel.history)
+        self.budget_spent_ = any(c.spent for c in ae_b + nae_b)
         return run.log
+
 
 # %% ../nbs/48_detector.ipynb #1f7caadb
 class AEDetector(_Detector):
@@ -370,6 +462,7 @@ class AEDetector(_Detector):
                  ae_iters:int=500, # training iterations
                  batch_size:int=128, # ignored for a DataLoader, which keeps its own
                  lr_ae:float=1e-3, # Adam learning rate
+                 budget:float|None=None, # seconds of training; None: no limit (the last weights are kept)
                  scale:str|None='auto', # 'auto': 'minmax' unless X lies in [0, 1] (images); 'minmax': fit a per-feature min-max scaler; None: X must be in [0, 1]
                  contamination:float=0.1, # the target false-positive rate: `predict` flags at most this fraction of new normal samples (X clean, enough held-out rows); not the share of outliers in X
                  calibration:float=0.15, # fraction of X held out of training to set `threshold_`; 0: the training scores (PyOD's rule)
@@ -384,13 +477,17 @@ class AEDetector(_Detector):
             raise NAEError(f"kind={self.kind!r} is not an autoencoder baseline.", f"Pass one of {self._kinds}; for the NAE use NAEDetector.")
         return self.kind
 
-    def _model_kw(self) -> dict:
+    def _model_kw(self, x_shape:tuple) -> dict:
         kw = dict(net=self.net, dz=self.dz, mult=self.mult)
         if self.kind in ('ae', 'dae'): kw['spherical'] = self.spherical
         return kw
 
     def _train(self, model, data, seed:int, device) -> list[dict]:
-        return make_learner(model, data, loss='train_loss', lr=self.lr_ae, n_iters=self.ae_iters, batch_size=self.batch_size,
-                            seed=seed, device=device, name=self.kind, progress=_progress(self.verbose)).fit().log
+        self.settings_ = self._auto(model.x_shape)   # only the network is chosen by the input
+        cbs = [] if self.budget is None else [BudgetCB(time.time() + self.budget)]
+        log = make_learner(model, data, loss='train_loss', lr=self.lr_ae, n_iters=self.ae_iters, batch_size=self.batch_size,
+                           seed=seed, device=device, name=self.kind, cbs=cbs, progress=_progress(self.verbose)).fit().log
+        self.budget_spent_ = any(c.spent for c in cbs)
+        return log
 
 DETECTORS = {'NAEDetector': NAEDetector, 'AEDetector': AEDetector} # name → class, for `load`

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import NAEError, get_device, seed_everything, hardware_info
-from .data import load_dataset, dequantize
+from .data import load_dataset, dequantize, blend_pairs
 from .models import make_model
 from .ebm import density_box
 from .learner import batch_scores, Callback, dist_rank, dist_world, TrainingDiverged
@@ -47,7 +47,8 @@ def experiment_data(cfg:dict, # a preset
     out = dict(train=tr, val=va, x_shape=x_shape, test_in=te[yte == 0] if ho is not None else te, test_out={})
     if ho is not None: out['test_out'][f'holdout_{ho}' if not isinstance(ho, (list, tuple)) else 'holdout'] = te[yte == 1]
     out['val_ood'] = None
-    if cfg['val_ood']: out['val_ood'] = _outlier_set(cfg['val_ood'], 'val', len(va), x_shape, seed, root, dl)
+    if cfg['val_ood'] == 'blend': out['val_ood'] = blend_pairs(va, seed)   # label-free: the detector's selection rule (48, 55)
+    elif cfg['val_ood']: out['val_ood'] = _outlier_set(cfg['val_ood'], 'val', len(va), x_shape, seed, root, dl)
     for name in cfg['test_ood']:
         try:
             out['test_out'][name] = _outlier_set(name, 'test', len(out['test_in']), x_shape, seed, root, dl)[:cfg.get('test_subset')]

@@ -87,6 +87,15 @@ _MNIST_PAPER = ('100 50 128 0.95', "the paper's MNIST setting: 100 AE + 50 NAE e
 _MNIST_CPU = ('4000 1200 16 20 1250 1,250', "mnist_holdout_cpu / mnist_ood_cpu: AE and NAE iterations, batch, x chain, buffer")
 _MNIST_SMOKE = ('600 150 2,000', "the 'smoke' scale of the MNIST notebooks: training images, AE iterations, test images")
 ALLOWED = {
+    '55_detector_study': [
+        ('64 70 30 16 1,000 0.2 0.5 0.1 200', "the study's fixed settings: 64-pixel images with values 0-16, the 70/30 split, "
+                                              "at most 1,000 selection rows, the candidates' 0.2/0.5 shares and noise 0.1, the old 200 NAE iterations"),
+    ],
+    '56_detector_bench': [
+        ('20 64 32 70 30 125 13 90 6,000 2,000', "the benchmark's fixed settings: PyOD's defaults (20 neighbours, a 64-32-64 autoencoder), "
+                                                  "the 70/30 split, the data sets' sizes (about 125 rows of one digit, 30 and 13 features), "
+                                                  "the 90° turn, 6,000 training and 2,000 test images"),
+    ],
     '50_gauss8': [
         ('256 1024 32 128', "FCRes2's width and hidden size, in full and at mult=0.125; batch 128"),
         ('0.005 0.1 30 0.5 100', "Table 11's 2-D column: step 0.005, noise 0.1, 30 visible steps, T = 0.5 with a ×100 learning rate"),

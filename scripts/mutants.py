@@ -128,7 +128,14 @@ MUTANTS = [
     # --- run (46_run)
     M('p01', 'run', 'PCD settings', "kw.update(dict(buffer_size=cfg['buffer_size'], replay_prob=cfg['replay_prob']) if cfg['replay'] else", "kw.update(dict() if cfg['replay'] else", 'nae_pcd ignores buffer_size and replay_prob'),
     M('p02', 'run', '2-D model selection', "if v < self.best[0]: self.best = (v, learn.step,", "if v <= self.best[0] and False: self.best = (v, learn.step,", '2-D runs keep no selected weights (the last ones are reported)'),
-    M('p03', 'ebm', 'density box', "b = getattr(model, 'x_bounds', None)\n    dlo", "b = None\n    dlo", 'density metrics on [-4, 4]^2 whatever box the samplers target', ['46_run.ipynb'])
+    M('p03', 'ebm', 'density box', "b = getattr(model, 'x_bounds', None)\n    dlo", "b = None\n    dlo", 'density metrics on [-4, 4]^2 whatever box the samplers target', ['46_run.ipynb']),
+    # --- detector: label-free selection, budget; data: blends; the study and the benchmark
+    M('q01', 'detector', 'selection', "            load_model_state(model, sel.best_state)\n", "            pass\n", 'the selected weights are not loaded: the last ones stay'),
+    M('q02', 'detector', 'budget', "if time.time() >= self.deadline: self.spent = True; raise CancelFitException()", "if False: self.spent = True; raise CancelFitException()", 'the budget never stops training'),
+    M('q03', 'detector', 'selection split', "perm = np.random.default_rng(seed + 1).permutation(n)\n    return np.sort(perm[k:])", "perm = np.random.default_rng(seed + 1).permutation(n)\n    return np.sort(perm)", 'the selection rows are also trained on'),
+    M('q04', 'data', 'blends', "torch.randint(1, len(x), (len(x),), generator=g)) % len(x)", "torch.randint(0, len(x), (len(x),), generator=g)) % len(x)", 'a row can be blended with itself'),
+    M('q05', 'detector_bench', 'ECOD', "return np.max(np.stack([lo.sum(1), hi.sum(1), auto.sum(1)]), axis=0)", "return np.max(np.stack([lo.sum(1), lo.sum(1), auto.sum(1)]), axis=0)", 'ECOD without the right tail'),
+    M('q06', 'study', 'selection', "return max(ok, key=lambda r: r[key]) if ok else rows[-1]", "return min(ok, key=lambda r: r[key]) if ok else rows[-1]", 'the study picks the worst checkpoint of a rule'),
 ]
 
 def owner(module:str) -> str:

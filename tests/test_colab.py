@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # notebook -> (figures, Markdown tables) it must draw at smoke scale with MNIST present (at least)
 NOTEBOOKS = {'50_gauss8': (4, 3), '51_mnist_holdout': (3, 4), '52_mnist_ood': (2, 1), '53_gpu_presets': (1, 2),
-             '54_mnist_sampling': (3, 0), '60_demo': (1, 1)}
+             '54_mnist_sampling': (3, 0), '55_detector_study': (2, 3), '56_detector_bench': (1, 2), '60_demo': (1, 1)}
 TIMES = {}
 
 RUNNER = '''
