@@ -122,7 +122,8 @@ def mnist_task(kind:str, # 'oneclass' (digit the only normal class), 'holdout' (
                digit:int=0,
                n_train:int=6000, # training images (at most)
                n_test:int=2000, # test inliers and outliers (at most, each)
-               root=None, download:bool=False, seed:int=0) -> tuple:
+               root:str|Path|None=None, # the data folder; None: $NAE_DATA, else the cache folder (`data_root`)
+               download:bool=False, seed:int=0) -> tuple:
     "(train, test inliers, test outliers) as (N, 1, 28, 28) images in [0, 1], through the data API (`load_dataset`)."
     from nae_nbdev.data import load_dataset
     xtr, ytr = load_dataset('mnist', 'train', root=root, download=download)
@@ -188,7 +189,8 @@ def summary(rows:list[dict]) -> tuple[dict, dict]:
 
 # %% ../nbs/56_detector_bench.ipynb #b87fcc6c
 def bench_tasks(mnist:bool=True, # include the MNIST tasks (they need MNIST)
-                root=None, download:bool=False) -> dict:
+                root:str|Path|None=None, # the data folder for MNIST; None: $NAE_DATA, else the cache folder
+                download:bool=False) -> dict:
     "The benchmark: task name → (seeds, function of the seed returning (train, test inliers, test outliers))."
     t = {f'digits_ho_{k}': ((0, 1), lambda s, k=k: digits_task(k, 'holdout', s)) for k in range(10)}
     t.update({f'digits_oc_{k}': ((0,), lambda s, k=k: digits_task(k, 'oneclass', s)) for k in range(10)})

@@ -51,7 +51,7 @@ def test_clone_keeps_params_untouched():
     assert c.device is None and c.random_state == 3 and c.x_steps == 7
     assert clone(AEDetector(kind='vae')).kind == 'vae'
     c.set_params(dz=3)
-    assert c.dz == 3 and det.dz == 16
+    assert c.dz == 3 and det.dz == 'auto'
 
 
 def test_fit_predict_conventions(X, fitted):
