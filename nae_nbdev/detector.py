@@ -398,7 +398,7 @@ class NAEDetector(_Detector):
                  nae_batch_size:int|str='auto', # phase 2 batch size ('auto': 128 for the MLP, 32 for convolutional networks)
                  lr_ae:float=1e-3, # Adam learning rate of phase 1
                  lr_nae:float|str='auto', # Adam learning rate of phase 2 ('auto': 1e-3 for the MLP, 2e-4 for convolutional networks)
-                 l2:float=0., # weight of the encoder's squared L2 norm (the paper: 1e-4; it slows the NAE phase, see the study)
+                 l2:float=0., # weight of the encoder's squared L2 norm (the paper: 1e-4; off here: the study finds it makes little difference)
                  gamma:float=1., # weight of the negative-energy penalty mean(E(x-)^2)
                  z_steps:int=10, z_step_size:float=0.2, z_noise:float=0.05, # latent chain (MNIST defaults)
                  x_steps:int=20, x_step_size:float=10., x_noise:float=0.05, # visible chain (the paper's MNIST chain has 50 steps)
