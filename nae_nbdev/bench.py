@@ -13,6 +13,7 @@ from .core import NAEError, get_device, seed_everything, hardware_info
 from .presets import preset
 from .langevin import energy_grad, fast_matmul, _COMPILED, frozen
 from .fast import accelerate, ChainGraph
+from .learner import Learner
 from .run import experiment_model, md_table
 from .cli import cli_command, fix_argv
 
@@ -239,7 +240,7 @@ def bench_setting(name:str, # a key of SETTINGS
                   compile:str|None=None, # torch.compile mode for the chains' energy gradient ('default', 'reduce-overhead')
                   iters:int=0, # also time this many consecutive iterations (422: one MNIST epoch at batch 128)
                   seed:int=0,
-                  capture:bool=True, # OMI's CUDA-graph chains where they work (CUDA); False: eager chains
+                  capture:bool=True, # CUDA graphs where they work (CUDA): OMI's chains and the update (`Learner(capture=True)`); False: all eager
                   bf16:bool=False, # bfloat16 autocast in the chains' energy gradients
                  ) -> dict:
     "Measure one setting: AE step, NAE iteration (latent chain, visible chain, update), throughputs, memory, FLOPs; and the reference."
@@ -252,19 +253,21 @@ def bench_setting(name:str, # a key of SETTINGS
     s = model.sampler
     s.fast_math, s.compile, s.bf16 = fast_math, (True if compile == 'default' else compile) or False, bf16
     if hasattr(s, 'capture'): s.capture = capture
-    opt = torch.optim.Adam(model.parameters(), lr=cfg['lr_nae'])
     x = torch.rand(B, *xs, device=dev) if model.x_bounds is not None else torch.randn(B, *xs, device=dev)
     ref = accelerate(copy.deepcopy(model), False) if reference else None
     ref_opt = torch.optim.Adam(ref.parameters(), lr=cfg['lr_nae']) if reference else None
     x_score = torch.cat([x] * 4)
     tiny = name in ('tiny', 'tiny2d')
 
-    def ae_step():
-        loss, _ = model.ae_loss(x); opt.zero_grad(); loss.backward(); opt.step()
+    def stepper(loss:str):                            # a training step exactly as `fit` takes it (captured where it can be)
+        learn = Learner(model, x, loss=loss, lr=cfg['lr_nae'], n_iters=1, batch_size=B, device=dev, capture=capture)
+        learn.eager_why = learn.capture_plan()
+        def step(): learn.xb = x; learn.one_batch()
+        return learn, step
+    ae_learn, ae_step = stepper('ae_loss')
+    nae_learn, nae_iter = stepper('train_loss')
     def ref_ae_step():
         loss = ref_energy(ref, x)[0].mean(); ref_opt.zero_grad(); loss.backward(); ref_opt.step()
-    def nae_iter():
-        loss, _ = model.train_loss(x); opt.zero_grad(); loss.backward(); opt.step()
     def score():
         with torch.no_grad(): model.score(x_score)
     def ref_iter(): reference_iteration(ref, ref_opt, x, cfg)
@@ -290,18 +293,19 @@ def bench_setting(name:str, # a key of SETTINGS
     ref_peak = None
     if reference: reset_peak_memory(dev); ref_iter(); ref_peak = peak_memory_mb(dev)
 
-    comp, cap = s.compile, getattr(s, 'capture', False)
-    s.compile, s.capture = False, False               # FLOPs are counted on the eager path (same maths; a replay hides its ops)
+    comp, cap, why = s.compile, getattr(s, 'capture', False), nae_learn.eager_why
+    s.compile, s.capture, nae_learn.eager_why = False, False, 'counting FLOPs'   # on the eager path (a replay hides its ops)
     try:
         fl = dict(z=count_flops(lambda: s.run(model, B, dev, x_steps=0)), chains=count_flops(lambda: s(model, x)),
                   iter=count_flops(nae_iter))
         if reference: fl['ref'] = count_flops(ref_iter)
-    finally: s.compile, s.capture = comp, cap
+    finally: s.compile, s.capture, nae_learn.eager_why = comp, cap, why
 
     res = dict(setting=name, label=cfg['label'], device=str(dev), batch=B, z_steps=cfg['z_steps'], x_steps=cfg['x_steps'],
                net=cfg['net'], mult=cfg['mult'], repeats=repeats, fast_math=fast_math, compile=compile,
                threads=torch.get_num_threads(), bf16=bf16,
-               captured=bool(getattr(s, '_graph', None) is not None and not getattr(s, '_capture_failed', False)))
+               captured=bool(getattr(s, '_graph', None) is not None and not getattr(s, '_capture_failed', False)),
+               update_captured=nae_learn.eager_why is None and nae_learn.graph is not None, update_eager_why=nae_learn.eager_why)
     nan_none = lambda v: None if v != v else v
     res.update(ae_step_ms=1e3 * med['ae'], iter_ms=1e3 * med['iter'], z_chain_ms=nan_none(1e3 * med['z']),
                x_chain_ms=nan_none(1e3 * med['x']), update_ms=1e3 * med['update'], first_chain_ms=1e3 * t_first,
@@ -462,21 +466,30 @@ def concurrent_throughput(name:str='paper', # a key of SETTINGS
                           device:str|torch.device|None=None,
                           capture:bool=True, # OMI's captured chains where they work
                           setup_s:float=30., # time allowed for the processes to start and warm up
+                          mps:str='auto', # NVIDIA MPS for the processes (`mps_daemon`): auto, on or off
                          ) -> dict:
     "Aggregate NAE iterations per second of `procs` processes training setting `name` at the same time."
-    dev = str(get_device(device)); start = time.time() + setup_s
-    code = (f"from nae_nbdev.bench import _throughput_worker; "
-            f"_throughput_worker({name!r}, {seconds}, {start}, {dev!r}, {capture})")
+    from nae_nbdev.cli import mps_daemon
+    dev = str(get_device(device))
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
-    ps = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-          for _ in range(procs)]
-    outs = [p.communicate(timeout=setup_s + seconds * 10 + 120) for p in ps]
+    daemon = mps_daemon(mps, jobs=procs, cuda=dev.startswith('cuda'), env=env)
+    with daemon as env:                       # `quit` after the processes, also after an error
+        start = time.time() + setup_s
+        code = (f"from nae_nbdev.bench import _throughput_worker; "
+                f"_throughput_worker({name!r}, {seconds}, {start}, {dev!r}, {capture})")
+        ps = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+              for _ in range(procs)]
+        try: outs = [p.communicate(timeout=setup_s + seconds * 10 + 120) for p in ps]
+        finally:
+            for p in ps:
+                if p.poll() is None: p.kill(); p.wait()
     bad = [e[-500:] for p, (o, e) in zip(ps, outs) if p.returncode]
     if bad: raise NAEError(f"{len(bad)} of {procs} benchmark processes failed: {bad[0]}", "Run one with procs=1 to see why.")
     rs = [_json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
     return dict(setting=name, procs=procs, device=dev, capture=capture, seconds=seconds,
                 iters_per_s=sum(r['iters'] / r['seconds'] for r in rs), per_proc=[r['iters'] / r['seconds'] for r in rs],
-                late_s=max(r['late_s'] for r in rs))
+                late_s=max(r['late_s'] for r in rs), mps=daemon.used, mps_note=daemon.reason,
+                **({'mps_log': daemon.log_tail[-1000:]} if daemon.started else {}))
 
 # %% ../nbs/49_bench.ipynb #31a4dca8
 def _omp_worker(iters:int, # NAE iterations to time (after two untimed ones)
@@ -542,18 +555,22 @@ def nae_bench(settings:str='paper,cpu,fcres2', # comma-separated: paper, cpu, fc
               chains:str=None, # instead: ms per visible-chain step at these batch sizes, e.g. 128,1024 (eager and captured, tf32 and bf16)
               concurrent:str=None, # instead: aggregate iterations/s of this many processes at once, e.g. 1,10
               seconds:float=10., # with --concurrent: how long each process trains
+              mps:str='auto', # with --concurrent: NVIDIA MPS for the processes: auto (where it can run), on (or an error) or off
               out:str=None, # also write the JSON to this file
              ):
     "Benchmark NAE training: ms per AE step and NAE iteration, Langevin and scoring throughput, memory, FLOPs, speed-up over a reference."
     names = ['tiny', 'tiny2d'] if tiny else [s.strip() for s in settings.split(',') if s.strip()]
     for n in names: bench_config(n)    # unknown names fail before anything runs
     if threads: torch.set_num_threads(int(threads))
+    if concurrent:
+        from nae_nbdev.cli import mps_daemon
+        mps_daemon(mps)                # an unknown --mps fails before anything runs
     if chains or concurrent:
         cuda = get_device(device).type == 'cuda'
         rows = [dict(setting=n, batch=int(b), precision=p, captured=c,
                      ms_per_step=chain_step_ms(n, int(b), precision=p, captured=c, device=device, repeats=min(repeats, 3)))
                 for n in names for b in (chains or '').split(',') if b for p in ('tf32', 'bf16') for c in ((False, True) if cuda else (False,))]
-        rows += [concurrent_throughput(n, int(k), seconds, device=device, capture=not eager)
+        rows += [concurrent_throughput(n, int(k), seconds, device=device, capture=not eager, mps=mps)
                  for n in names for k in (concurrent or '').split(',') if k]
         res = dict(hardware=hardware_info(), torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M'), results=rows)
         table = '\n'.join(_json.dumps(r) for r in rows)

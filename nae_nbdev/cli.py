@@ -4,7 +4,7 @@
 
 # %% ../nbs/47_cli.ipynb #e465411a
 from __future__ import annotations
-import sys, json as _json, time, functools
+import os, sys, json as _json, time, functools, shutil, subprocess, tempfile
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
@@ -15,7 +15,8 @@ from .run import train_run, experiment_data, experiment_model, evaluate, format_
 from .checkpoint import load_checkpoint, load_model_state
 
 # %% auto #0
-__all__ = ['cli_command', 'fix_argv', 'nae_train', 'train_each', 'load_run', 'nae_eval', 'eval_run', 'nae_sample', 'sample_run']
+__all__ = ['MPS_MODES', 'cli_command', 'fix_argv', 'nae_train', 'train_each', 'run_at_once', 'mps_daemon', 'load_run', 'nae_eval',
+           'eval_run', 'nae_sample', 'sample_run']
 
 # %% ../nbs/47_cli.ipynb #f9e81f82
 _COMMANDS = ('nae_train', 'nae_eval', 'nae_sample', 'nae_bench')
@@ -128,6 +129,7 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
               x_anneal:str=None, # anneal the visible noise as sigma/(1+k) (true/false)
               x_clip_grad:str=None, # elementwise clip of grad E in the visible chain (none: off)
               x_mh:str=None, # Metropolis-Hastings in the visible chain (true/false)
+              bf16:str=None, # bfloat16 autocast in the chains' energy gradients (true/false; not with x_mh)
               replay:str=None, # replay buffer for latent chains (true/false)
               buffer_size:str=None, # replay buffer capacity
               replay_prob:str=None, # replay probability
@@ -147,13 +149,19 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
               ckpt_every:str=None, # iterations between checkpoints
               log_every:str=None, # iterations between log records
               neg_every:str=None, # NAE iterations between snapshots of negative samples, saved in negatives.pt (none: off)
+              ae_time_s:str=None, # end the AE phase after this many seconds of training (none: no limit)
+              nae_time_s:str=None, # end the NAE phase after this many seconds of training (none: no limit)
               each_holdout:str=None, # one run per held-out class, e.g. 0-9 (Table 1) or 1,7,9: each in OUT/h<k>, resumable on its own
-              jobs:int=1, # with --each_holdout: runs at the same time (10 at once on one H200 gave 1.04x the throughput of one)
+              jobs:int=1, # with --each_holdout: runs at the same time (10 at once on one H200 gave 1.04x the throughput of one, without MPS)
+              mps:str='auto', # with --each_holdout and --jobs > 1: NVIDIA's Multi-Process Service (MPS, not --device mps) for the runs: auto, on or off
              ):
     "Train a (normalized) autoencoder from a preset and print its test AUROC (higher score = more outlying)."
     given = {k: v for k, v in locals().items() if v is not None and k not in _RUN_ARGS}
+    mps_daemon(mps)                            # an unknown --mps fails here, with or without --each_holdout
+    if each_holdout is None and str(mps).strip().lower() == 'on':
+        raise NAEError("--mps on shares the GPU among the runs of --each_holdout; this is a single run.", "Add --each_holdout (and --jobs 2 or more), or leave out --mps.")
     if each_holdout is not None:
-        train_each(each_holdout, {'preset': preset, **given}, jobs=jobs, out=out, resume=resume, overwrite=overwrite, quiet=quiet, download=download)
+        train_each(each_holdout, {'preset': preset, **given}, jobs=jobs, out=out, resume=resume, overwrite=overwrite, quiet=quiet, download=download, mps=mps)
         return                                 # (a console script's return value would become its exit status)
     base = _preset(preset)
     over = {k: _coerce(k, v, base[k]) for k, v in given.items()}
@@ -163,7 +171,7 @@ def nae_train(preset:str='digits_holdout', # settings by name: digits_holdout, g
     if out is None and resume: raise NAEError("--resume needs the run directory.", "Pass --out DIR of the run to continue.")
     train_run(cfg, out=out or _default_out(cfg), resume=resume, overwrite=overwrite, progress=not quiet)
 
-_RUN_ARGS = ('preset', 'out', 'resume', 'overwrite', 'quiet', 'download', 'each_holdout', 'jobs')
+_RUN_ARGS = ('preset', 'out', 'resume', 'overwrite', 'quiet', 'download', 'each_holdout', 'jobs', 'mps')
 
 def _classes(spec:str) -> list[int]:
     "'0-9' -> [0, ..., 9]; '1,7,9' -> [1, 7, 9]; ranges and lists mix ('0-2,5')."
@@ -175,37 +183,49 @@ def _classes(spec:str) -> list[int]:
     if not out or len(set(out)) != len(out): raise NAEError(f"--each_holdout {spec!r} names no class, or one twice.", "Pass e.g. 0-9.")
     return out
 
+def _run_procs(cmds:dict, # key -> (argv, console log path)
+               jobs:int, # processes at the same time
+               daemon:'mps_daemon', # gives the processes' environment (NVIDIA MPS or not)
+               quiet:bool=True, label:str='') -> dict:
+    "Run the commands, `jobs` at a time, inside `daemon`; key -> exit status. Ctrl-C stops them (each saves its checkpoint on SIGTERM)."
+    todo, running, done = list(cmds), {}, {}
+    with daemon as env:                        # on the way out (also after an error or Ctrl-C), after the runs: `quit`
+        if not quiet: print(daemon.summary(), flush=True)
+        try:
+            while todo or running:
+                while todo and len(running) < jobs:
+                    k = todo.pop(0); argv, log = cmds[k]; f = open(log, 'w')
+                    running[k] = (subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env), f)
+                for k, (p, f) in list(running.items()):
+                    if p.poll() is None: continue
+                    f.close(); done[k] = p.returncode; del running[k]
+                    if not quiet: print(f"{label}{k}: {'finished' if p.returncode == 0 else f'failed (exit {p.returncode}), see {cmds[k][1]}'}", flush=True)
+                time.sleep(0.2)
+        finally:
+            for k, (p, f) in running.items(): p.terminate()
+            for k, (p, f) in running.items(): p.wait(); f.close()
+    return done
+
 def train_each(spec:str, # the held-out classes, e.g. '0-9'
                given:dict, # nae_train's other settings (strings, as on the command line)
                jobs:int=1, # runs at the same time
                out:str|None=None, # parent folder; run k goes to OUT/h<k>, its console output to OUT/h<k>.out
                resume:bool=False, overwrite:bool=False, quiet:bool=True, download:bool=False,
+               mps:str='auto', # NVIDIA MPS for the runs (see `mps_daemon`): auto, on or off
               ) -> dict:
     "One `nae_train` process per held-out class, `jobs` at a time; each run keeps its own directory, lock, log, resume and guard."
-    import subprocess, os
     ks = _classes(spec)
     if 'holdout' in given: raise NAEError("--each_holdout and --holdout were both given.", "Pass one of them.")
     if jobs < 1: raise NAEError(f"--jobs {jobs} must be at least 1.", "Pass --jobs 1 (one run after the other) or more.")
+    dev = given.get('device')
+    daemon = mps_daemon(mps, jobs=min(jobs, len(ks)), cuda=None if dev in (None, 'auto') else str(dev).startswith('cuda'))
     cfg = _preset(given.get('preset', 'digits_holdout'))
     root = Path(out) if out else Path('runs')/f"{cfg['preset']}-{given.get('model', cfg['model'])}-each-{time.strftime('%Y%m%d-%H%M%S')}"
     root.mkdir(parents=True, exist_ok=True)
     def cmd(k):
         kw = {**given, 'holdout': str(k), 'out': str(root/f'h{k}'), 'resume': resume, 'overwrite': overwrite, 'quiet': True, 'download': download}
         return [sys.executable, '-c', f"from nae_nbdev.cli import nae_train; nae_train(**{kw!r})"]
-    todo, running, done = list(ks), {}, {}
-    try:
-        while todo or running:
-            while todo and len(running) < jobs:
-                k = todo.pop(0); f = open(root/f'h{k}.out', 'w')
-                running[k] = (subprocess.Popen(cmd(k), stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ)), f)
-            for k, (p, f) in list(running.items()):
-                if p.poll() is None: continue
-                f.close(); done[k] = p.returncode; del running[k]
-                if not quiet: print(f"held-out {k}: {'finished' if p.returncode == 0 else f'failed (exit {p.returncode}), see {root}/h{k}.out'}", flush=True)
-            time.sleep(0.2)
-    finally:                                   # Ctrl-C: each run saves its checkpoint on SIGTERM and resumes with --resume
-        for k, (p, f) in running.items(): p.terminate()
-        for k, (p, f) in running.items(): p.wait(); f.close()
+    done = _run_procs({k: (cmd(k), root/f'h{k}.out') for k in ks}, jobs, daemon, quiet, 'held-out ')
     rows = {}
     for k in ks:
         m = root/f'h{k}'/'metrics.json'
@@ -215,7 +235,119 @@ def train_each(spec:str, # the held-out classes, e.g. '0-9'
         print(f"held-out {k}: " + (', '.join(f'{c.upper()} AUROC {a:.3f}' for c, a in au.items()) if m else 'no result'), flush=True)
     bad = [k for k in ks if done.get(k) != 0]
     if bad: raise NAEError(f"the runs holding out {bad} failed.", f"Read {root}/h<k>.out; rerun with --out {root} --resume to continue them.")
-    return dict(out=root, metrics=rows)
+    return dict(out=root, metrics=rows, mps=daemon.used)
+
+def run_at_once(runs:dict, # run directory -> preset (e.g. the ten digits of Table 1)
+                jobs:int|None=None, # runs at the same time; None: all of them
+                mps:str='auto', # NVIDIA MPS for the runs (see `mps_daemon`): auto, on or off
+                quiet:bool=True, # no line per finished run
+               ) -> dict:
+    "Train several presets side by side, one process each (`run_or_resume`: a finished run is skipped, an unfinished one resumed); run directory -> exit status."
+    runs = {Path(o): c for o, c in runs.items()}
+    if not runs: return {}
+    jobs = len(runs) if jobs is None else jobs
+    if jobs < 1: raise NAEError(f"jobs={jobs} must be at least 1.", "Pass jobs=1 (one run after the other) or more.")
+    dev = {c.get('device') for c in runs.values()}
+    daemon = mps_daemon(mps, jobs=min(jobs, len(runs)), cuda=None if dev <= {None, 'auto'} else any(str(d).startswith('cuda') for d in dev))
+    code = "import json, sys; from nae_nbdev.run import run_or_resume; run_or_resume(json.loads(sys.argv[1]), sys.argv[2])"
+    for o in runs: o.mkdir(parents=True, exist_ok=True)
+    done = _run_procs({o: ([sys.executable, '-c', code, _json.dumps(c), str(o)], o.with_name(o.name + '.out')) for o, c in runs.items()},
+                      jobs, daemon, quiet)
+    bad = [str(o) for o, rc in done.items() if rc != 0]
+    if bad: raise NAEError(f"{len(bad)} of {len(runs)} runs failed: {', '.join(bad)}.",
+                           "Read <run directory>.out beside each; running the same call again resumes them.")
+    return done
+
+# %% ../nbs/47_cli.ipynb #c4d2e8f1
+MPS_MODES = ('auto', 'on', 'off')
+_MPS_EXE = 'nvidia-cuda-mps-control'
+
+class mps_daemon:
+    "`with mps_daemon(mode, jobs) as env:` a private NVIDIA MPS control daemon while the processes started with `env` run."
+    start_s = 10.                             # seconds the daemon may take to open its control pipe
+    def __init__(self, mode:str='auto', # auto: MPS when nvidia-cuda-mps-control is on PATH, CUDA is available and jobs > 1; on: MPS or an error; off: never
+                 jobs:int=2, # processes that run at the same time
+                 cuda:bool|None=None, # whether the processes use CUDA (None: `torch.cuda.is_available()`)
+                 env:dict|None=None, # the processes' environment without MPS (None: this process's)
+                 flag:str='--mps'): # the option that set `mode`, for the messages
+        m = str(mode).strip().lower()
+        if m not in MPS_MODES:
+            raise NAEError(f"{flag} {mode!r} is not one of auto, on, off.",
+                           f"Pass {flag} auto (NVIDIA MPS where it can run), {flag} on (MPS or an error) or {flag} off.")
+        self.mode, self.jobs, self.cuda, self.flag = m, jobs, cuda, flag
+        self.env = dict(os.environ if env is None else env)
+        self.used, self.started, self.reason, self.dir, self.log_tail, self._exe = False, False, 'not entered yet', None, '', None
+
+    def summary(self) -> str:
+        "One line for the console: used or not, and why."
+        return f"NVIDIA MPS: {'used' if self.used else 'not used'} ({self.reason})"
+
+    def _none(self, why:str) -> dict: self.used, self.reason = False, why; return self.env
+
+    def __enter__(self) -> dict:
+        "Start the daemon if the mode and the machine call for it; return the environment for the processes."
+        env, pipe, f = self.env, self.env.get('CUDA_MPS_PIPE_DIRECTORY'), self.flag
+        if self.mode == 'off':
+            env.pop('CUDA_MPS_PIPE_DIRECTORY', None)   # not even a daemon someone else runs
+            return self._none(f'{f} off')
+        if pipe:
+            if self.mode == 'on' and not Path(pipe).is_dir():
+                raise NAEError(f"{f} on: CUDA_MPS_PIPE_DIRECTORY={pipe} names no folder, so no MPS daemon listens there.",
+                               "Start the daemon with that CUDA_MPS_PIPE_DIRECTORY, or unset the variable to have a private one started.")
+            self.used, self.reason = True, f"the daemon of CUDA_MPS_PIPE_DIRECTORY={pipe}, run by someone else; none started"
+            return env
+        exe = shutil.which(_MPS_EXE, path=env.get('PATH', os.defpath))
+        cuda = self.cuda if self.cuda is not None else torch.cuda.is_available()
+        if self.mode == 'auto':
+            why = (f'{_MPS_EXE} is not on PATH' if not exe else 'no CUDA device' if not cuda else
+                   'one run at a time' if self.jobs < 2 else None)
+            if why: return self._none(f'{f} auto: {why}')
+        elif not exe:
+            raise NAEError(f"{f} on: NVIDIA MPS's control program {_MPS_EXE} is not on PATH.",
+                           f"Install the NVIDIA driver's MPS tools or add their folder to PATH; or pass {f} auto or {f} off.")
+        elif not cuda:
+            raise NAEError(f"{f} on: no CUDA device here, and MPS shares a CUDA GPU among processes.",
+                           f"Run on a machine with an NVIDIA GPU, or pass {f} off.")
+        try: return self._start(exe)
+        except BaseException: self.stop(); raise   # an error or Ctrl-C while starting: nothing is left behind
+
+    def _start(self, exe:str) -> dict:
+        d = self.dir = tempfile.mkdtemp(prefix='nae-mps-')   # short: the daemon's unix sockets live in it
+        self._exe, self._env = exe, dict(self.env, CUDA_MPS_PIPE_DIRECTORY=f'{d}/pipe', CUDA_MPS_LOG_DIRECTORY=f'{d}/log')
+        for sub in ('pipe', 'log'): os.mkdir(f'{d}/{sub}')
+        try:
+            r = subprocess.run([exe, '-d'], env=self._env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+            err = '' if r.returncode == 0 else f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}"
+        except (OSError, subprocess.TimeoutExpired) as e: err = repr(e)
+        t = time.time()
+        while not err and not os.path.exists(f'{d}/pipe/control'):
+            if time.time() - t > self.start_s: err = f'no control pipe in {d}/pipe after {self.start_s:.0f} s'; break
+            time.sleep(0.05)
+        if err:
+            self.stop()
+            if self.mode == 'on':
+                raise NAEError(f"{self.flag} on: the NVIDIA MPS control daemon did not start ({err}; {self.log_tail[-300:] or 'no log'}).",
+                               "Check that the GPU's compute mode allows MPS (nvidia-smi -q | grep 'Compute Mode') and that no "
+                               f"other user's daemon holds it; or pass {self.flag} auto or {self.flag} off.")
+            return self._none(f'{self.flag} auto: the daemon did not start ({err})')
+        self.started = self.used = True
+        self.reason = 'a private daemon, started for these runs'
+        return self._env
+
+    def stop(self):
+        "Send `quit` to the daemon started here, keep the end of its log in `log_tail`, and remove its folder (at most once)."
+        exe, self._exe = self._exe, None
+        if exe:
+            try: subprocess.run([exe], input='quit\n', env=self._env, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired): pass
+            t = time.time()
+            while os.path.exists(f'{self.dir}/pipe/control') and time.time() - t < 3: time.sleep(0.05)
+        if self.dir:
+            try: self.log_tail = Path(self.dir, 'log', 'control.log').read_text(errors='replace')[-2000:]
+            except OSError: pass
+            shutil.rmtree(self.dir, ignore_errors=True); self.dir = None
+
+    def __exit__(self, *exc): self.stop(); return False
 
 # %% ../nbs/47_cli.ipynb #b1c191d3
 def load_run(run_dir:str|Path, # a directory written by nae_train

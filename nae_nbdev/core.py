@@ -150,9 +150,20 @@ def _no_read_back(func, args, kwargs):
             isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or ()))):     # a hidden nonzero
         raise HostSync(f"{func} reads a value back to the host.")
 
+@contextmanager
 def no_host_sync():
     "Inside the block, an operation that reads a tensor's value back to Python (what makes a GPU wait) raises `HostSync`."
-    return _watching(_no_read_back)
+    def refuse(name):
+        def f(self, *args, **kwargs): raise HostSync(f"Tensor.{name} reads values back to the host.")
+        return f
+    saved = {n: torch.Tensor.__dict__.get(n) for n in ('tolist', 'numpy')}   # not aten operations: watched by name
+    try:
+        for n in saved: setattr(torch.Tensor, n, refuse(n))
+        with _watching(_no_read_back): yield
+    finally:
+        for n, f in saved.items():
+            if f is None: delattr(torch.Tensor, n)
+            else: setattr(torch.Tensor, n, f)
 
 # %% ../nbs/00_core.ipynb #83002508
 def as_images(x, # array-like: (N,D), (N,H,W) or (N,C,H,W); float in [0,1] or uint8

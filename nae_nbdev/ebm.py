@@ -11,7 +11,7 @@ from .core import NAEError, model_device
 
 # %% auto #0
 __all__ = ['grid', 'grid2d', 'density_box', 'log_partition', 'density_on_grid', 'sample_on_grid', 'exact_nll', 'Temperature',
-           'encoder_l2', 'nae_loss']
+           'encoder_l2', 'read_stats', 'nae_loss']
 
 # %% ../nbs/01_ebm.ipynb #51979fbc
 def grid(lo:float=-4., # lower edge of the box, on every axis
@@ -143,6 +143,17 @@ def encoder_l2(module:nn.Module, # usually the encoder of an autoencoder
                               "Pass the encoder module (e.g. model.encoder), or set l2=0.")
     return sum((p**2).sum() for p in ps)
 
+# %% ../nbs/01_ebm.ipynb #d7d76d04
+def read_stats(stats:dict, # names to 0-d tensors (on one device) or numbers
+              ) -> dict:
+    "The values of `stats` as Python floats, read back from the device in one transfer (one wait for a GPU, not one per value)."
+    ts = [k for k, v in stats.items() if isinstance(v, Tensor)]
+    if not ts: return {k: float(v) for k, v in stats.items()}
+    dt = torch.float64 if any(stats[k].dtype == torch.float64 for k in ts) else torch.float32
+    dev = stats[ts[0]].device
+    vals = dict(zip(ts, torch.stack([stats[k].detach().reshape(()).to(dev, dt) for k in ts]).tolist()))
+    return {k: vals[k] if k in vals else float(v) for k, v in stats.items()}
+
 # %% ../nbs/01_ebm.ipynb #4d7758f1
 def nae_loss(e_pos:Tensor, # energies of the data (positive samples), shape (B,)
              e_neg:Tensor, # energies of detached model samples (negative samples), shape (B',)
@@ -150,6 +161,7 @@ def nae_loss(e_pos:Tensor, # energies of the data (positive samples), shape (B,)
              gamma:float=1.0, # weight of the squared negative energy, mean(e_neg**2); 0 gives the pure Eq. 12
              l2:float=0.0, # weight of encoder_l2(encoder); stats['l2'] is the unweighted norm
              encoder:nn.Module|None=None, # the module whose weights l2 penalises (required if l2 > 0)
+             sync:bool=True, # False: the parts stay 0-d device tensors (nothing waits for the GPU; see `read_stats`)
             ) -> tuple[Tensor, dict]:
     "The NAE objective `(e_pos.mean() - e_neg.mean())/T + gamma*mean(e_neg**2) + l2*encoder_l2(encoder)`, and its parts as floats."
     if isinstance(T, Temperature): T = T()
@@ -165,6 +177,5 @@ def nae_loss(e_pos:Tensor, # energies of the data (positive samples), shape (B,)
     if l2:
         if encoder is None: raise NAEError(f"nae_loss: l2={l2} but no encoder was given.", "Pass encoder=model.encoder, or l2=0.")
         reg = encoder_l2(encoder); loss = loss + l2 * reg; parts[0] = loss; parts.append(reg)
-    vals = torch.stack([p.detach().to(ep.dtype) for p in parts]).tolist()   # one device sync for all stats
-    stats = dict(zip(['loss', 'e_pos', 'e_neg', 'T', 'l2'], vals))
-    return loss, stats
+    stats = dict(zip(['loss', 'e_pos', 'e_neg', 'T', 'l2'], (p.detach().to(ep.dtype) for p in parts)))
+    return loss, read_stats(stats) if sync else stats

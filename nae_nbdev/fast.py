@@ -13,7 +13,7 @@ from .core import NAEError
 from .langevin import LangevinResult
 
 # %% auto #0
-__all__ = ['FastConv2d', 'FastConvTranspose2d', 'accelerate', 'ChainGraph']
+__all__ = ['FastConv2d', 'FastConvTranspose2d', 'accelerate', 'ChainGraph', 'set_capturable', 'ReplayGraph', 'StepGraph']
 
 # %% ../nbs/12_fast_chains.ipynb #545b5849
 def _full_conv(x:Tensor, w:Tensor, b:Tensor|None) -> Tensor:
@@ -117,3 +117,92 @@ class ChainGraph:
         "Copy `x` into the graph's input, replay, and return a copy of the outputs."
         self.x.copy_(x); self.graph.replay(); self.replays += 1
         return _clone(self.out)
+
+# %% ../nbs/12_fast_chains.ipynb #e65b0929
+def set_capturable(opt:torch.optim.Optimizer, # e.g. Adam or AdamW (optimisers without a `capturable` option are left alone)
+                   on:bool, # True: step counts live with the parameters (what a CUDA graph needs); False: on the CPU
+                  ) -> torch.optim.Optimizer:
+    "Switch `opt` to its capturable form or back, moving the step counts it already has."
+    for g in opt.param_groups:
+        if 'capturable' not in g: continue
+        g['capturable'] = bool(on)
+        for p in g['params']:
+            st = opt.state.get(p, {})
+            if isinstance(st.get('step'), Tensor): st['step'] = st['step'].to(p.device if on else 'cpu')
+    return opt
+
+class ReplayGraph:
+    "A stand-in for `torch.cuda.CUDAGraph` that re-runs the captured function into the same outputs (tests the capture logic on a CPU)."
+    def capture(self, fn):
+        self.fn = fn; self.out = fn()
+        return self.out
+    def replay(self):
+        for o, n in zip(self.out, self.fn()): o.copy_(n)
+
+def _graph_tensors(model:nn.Module, opt:torch.optim.Optimizer) -> list:
+    "The model's state (weights and buffers) and the optimiser's state tensors: what a captured step reads and writes."
+    return [*model.parameters(), *model.buffers()] + [t for st in opt.state.values() for t in st.values() if isinstance(t, Tensor)]
+
+class StepGraph:
+    "One training step (loss, backward, optimiser update) for fixed shapes, captured once as a CUDA graph and replayed on new batches."
+    def __init__(self, core, # core(*inputs) -> (loss, dict of 0-d tensors), e.g. `NAE.nae_parts`; must not read values back
+                 model:nn.Module, # the module whose parameters `opt` updates
+                 opt:torch.optim.Optimizer, # Adam or AdamW (switched to `capturable` on CUDA)
+                 inputs:tuple, # example inputs: their shapes, dtypes and device are fixed for the graph
+                 warmup:int=2, # eager steps on a side stream before capture (their updates are undone)
+                 graph:type|None=None, # None: `torch.cuda.CUDAGraph`; `ReplayGraph` to test on a CPU
+                ):
+        dev = inputs[0].device; cuda = graph is None
+        if cuda and dev.type != 'cuda':
+            raise NAEError(f"StepGraph captures CUDA work, but its inputs are on {dev}.", "Train eagerly off CUDA (Learner(capture=False)).")
+        self.core, self.model, self.opt = core, model, opt
+        self.inputs = tuple(x.detach().clone() for x in inputs)
+        if cuda: set_capturable(opt, True)
+        saved = self._snapshot()
+        with _cudnn_benchmark(), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):
+            if cuda:
+                s = torch.cuda.Stream(dev); s.wait_stream(torch.cuda.current_stream(dev))
+                with torch.cuda.stream(s):
+                    for _ in range(warmup): self._step()
+                torch.cuda.current_stream(dev).wait_stream(s)
+            else:
+                for _ in range(warmup): self._step()
+            self.opt.zero_grad(set_to_none=True)          # the graph allocates the gradients, at fixed addresses
+            if cuda:
+                self.graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph): self.out = self._step()
+            else: self.graph = graph(); self.out = self.graph.capture(self._step)
+        self._restore(saved)                              # the warm-up steps were real updates (and a stand-in's capture one more): undo them
+        self.key, self.replays = self.key_for(model, opt, inputs), 0
+
+    def _step(self) -> tuple:
+        self.opt.zero_grad(set_to_none=True)              # no kernel: inside a capture the gradients are already None
+        loss, parts = self.core(*self.inputs)
+        loss.backward(); self.opt.step()
+        self.names = list(parts)
+        vals = [v.detach().reshape(()) for v in parts.values()]
+        dt = torch.float64 if any(v.dtype == torch.float64 for v in vals) else torch.float32
+        return loss.detach(), torch.stack([v.to(dt) for v in vals])
+
+    @torch.no_grad()
+    def _snapshot(self) -> dict: return {id(t): t.clone() for t in _graph_tensors(self.model, self.opt)}
+
+    @torch.no_grad()
+    def _restore(self, saved:dict):
+        for t in _graph_tensors(self.model, self.opt):
+            if id(t) in saved: t.copy_(saved[id(t)])
+            else: t.zero_()                               # state the warm-up created (Adam's moments, step): fresh is zero
+
+    @staticmethod
+    def key_for(model:nn.Module, opt:torch.optim.Optimizer, inputs:tuple) -> tuple:
+        "What a graph depends on: input shapes, the storage of the weights and the optimiser state, the optimiser's settings."
+        return (tuple((tuple(x.shape), x.dtype, str(x.device)) for x in inputs), model.training,
+                tuple(t.data_ptr() for t in _graph_tensors(model, opt)),
+                tuple(repr({k: v for k, v in g.items() if k != 'params'}) for g in opt.param_groups))
+
+    def __call__(self, *inputs) -> tuple[Tensor, dict]:
+        "Copy `inputs` into place, replay the step, and return the loss and its parts (0-d tensors, not yet read back)."
+        for s, x in zip(self.inputs, inputs): s.copy_(x)
+        self.graph.replay(); self.replays += 1
+        loss, vals = self.out
+        return loss.clone(), dict(zip(self.names, vals.clone()))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_learner.ipynb #a9e1190e
 from __future__ import annotations
-import os, sys, time, json, copy, shlex, signal, threading
+import os, sys, time, json, copy, shlex, signal, threading, warnings
 from pathlib import Path
 import contextlib
 import numpy as np
@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from .core import NAEError, get_device, seed_everything
 from .checkpoint import rng_state, set_rng_state, atomic_write, load_model_state
 from .metrics import auroc
-from .ebm import Temperature, nae_loss   # the toy model below
+from .ebm import Temperature, nae_loss, read_stats
+from .fast import StepGraph, set_capturable
 import random
 
 # %% auto #0
 __all__ = ['dist_rank', 'dist_world', 'Batches', 'CancelFitException', 'Rollback', 'TrainingDiverged', 'TrainingInterrupted',
-           'Callback', 'param_groups', 'Learner', 'batch_scores', 'ValidationCB', 'EarlyStoppingCB', 'ClipGradCB',
-           'LogCB', 'ProgressCB']
+           'Callback', 'param_groups', 'Learner', 'batch_scores', 'ValidationCB', 'TimeLimitCB', 'EarlyStoppingCB',
+           'ClipGradCB', 'LogCB', 'ProgressCB']
 
 # %% ../nbs/31_learner.ipynb #ac1f46c9
 def dist_rank() -> int:
@@ -194,7 +195,8 @@ class Learner:
                  seed:int=0, # seeds every RNG at the start of `fit`, and the data order
                  device:str|torch.device|None=None, # None: cuda if available, else cpu; the model is moved there in place
                  name:str='train', # the phase's name: in logs, progress bars and the run directory
-                 config:dict|None=None): # plain settings to store in checkpoints (e.g. how to rebuild the model)
+                 config:dict|None=None, # plain settings to store in checkpoints (e.g. how to rebuild the model)
+                 capture:bool=True): # on CUDA, run loss, backward and update as one CUDA graph where the model allows it (`StepGraph`)
         self.batches = data if isinstance(data, Batches) else Batches(data, batch_size=batch_size, seed=seed)
         if n_iters is None:
             if n_epochs is None: raise NAEError(f"Learner {name!r}: the length of training is not set.", "Pass n_iters or n_epochs.")
@@ -213,6 +215,7 @@ class Learner:
                                                       batch_size=self.batches.bs, seed=seed))
         self.step, self.epoch, self.stopped, self.val, self.log, self.stats = 0, 0, False, None, [], {}
         self._elapsed0, self._t0, self.signals = 0., time.time(), _Signals()
+        self.capture, self.graph, self.graphs, self.graph_cls, self.split, self.eager_why = capture, None, {}, None, None, 'not started'
 
     def run_cbs(self, event:str):
         "Call method `event` of every callback that has it, in order."
@@ -240,13 +243,51 @@ class Learner:
     def opt_step(self): self.opt.step()
 
     def one_batch(self):
-        self.xb = self.xb.to(self.device)
+        self.xb = self.xb.to(self.device, non_blocking=True)
         self.run_cbs('before_batch')
-        self.get_loss();  self.run_cbs('after_loss')
-        self.backward();  self.run_cbs('after_backward')
-        self.opt_step();  self.step += 1
+        if self.eager_why is None:                  # captured: `after_loss` and `after_backward` see the step already taken
+            self.graph_step(); self.run_cbs('after_loss'); self.run_cbs('after_backward')
+        else:
+            self.get_loss();  self.run_cbs('after_loss')
+            self.backward();  self.run_cbs('after_backward')
+            self.opt_step()
+        self.step += 1
         self.run_cbs('after_step')
         self.run_cbs('after_batch')
+
+    def capture_plan(self) -> str|None:
+        "Why this phase's steps run eagerly, or None: they run as a captured CUDA graph (`StepGraph`); sets `split`."
+        split = getattr(self.model, 'loss_split', None)
+        self.split = split(self.loss_name) if callable(split) else None
+        why = ("capture=False" if not self.capture else
+               "not on CUDA" if self.device.type != 'cuda' and self.graph_cls is None else
+               "a distributed run" if self.world_size > 1 else
+               f"the optimiser is {type(self.opt).__name__}, not Adam or AdamW" if type(self.opt) not in (torch.optim.Adam, torch.optim.AdamW) else
+               "a callback replaced the loss function" if self.loss_func != getattr(self.model, self.loss_name) else
+               f"{type(self.model).__name__} offers no capturable split of {self.loss_name!r}" if self.split is None else None)
+        cbs = [type(c).__name__ for c in self.cbs if callable(getattr(c, 'after_backward', None))]
+        if why is None and cbs: why = f"{', '.join(cbs)} changes the gradients before the step"
+        return why
+
+    def graph_step(self):
+        "Loss, backward and update as one replay of a `StepGraph`, captured again when the shapes, the state's storage or the settings change."
+        prepare, core = self.split
+        inputs, extra = prepare(self.xb)
+        try:
+            key = StepGraph.key_for(self.model, self.opt, inputs)
+            self.graph = self.graphs.get(key)           # two graphs: an epoch's full batches and its last, smaller one
+            if self.graph is None:
+                if len(self.graphs) >= 2: self.graphs.clear()   # graphs of another state or other settings: free their memory
+                self.graph = StepGraph(core, self.model, self.opt, inputs, graph=self.graph_cls)
+                self.graphs[self.graph.key] = self.graph
+            self.loss, parts = self.graph(*inputs)
+        except Exception as ex:                     # never worse than eager: warn once and stay eager
+            self.graph, self.graphs, self.eager_why = None, {}, f"capture failed ({type(ex).__name__}: {str(ex)[:300]})"
+            warnings.warn(f"capturing the training step as a CUDA graph failed ({type(ex).__name__}: {str(ex)[:300]}); "
+                          "the steps run eagerly from now on (Learner(capture=False) skips the attempt).")
+            set_capturable(self.opt, False)
+            self.loss, parts = core(*inputs); self.backward(); self.opt_step()
+        self.stats = read_stats({**parts, **extra})   # one wait for the GPU per step
 
     def _fit_epochs(self):
         nb = len(self.batches)
@@ -283,6 +324,7 @@ class Learner:
         try:
             with self.signals.catch(self):
                 self.run_cbs('before_fit')
+                self.eager_why = self.capture_plan()
                 try:
                     while self.step < self.n_iters and not self.stopped:
                         try: self._fit_epochs()
@@ -338,7 +380,8 @@ class Learner:
                            + ', '.join(f"{k}={n!r}" for k, (o, n) in bad.items()) + ", so training would not continue the same run.",
                            "Resume with the settings of the original run, or start a new run (another run directory, or overwrite).")
         load_model_state(self.model, sd['model'], {k: v for k, v in sd['config'].items() if k != 'learner'} or None)
-        self.opt.load_state_dict(sd['opt'])
+        self.opt.load_state_dict(sd['opt']); set_capturable(self.opt, False)   # eager form: a graph switches it again
+        self.graph, self.graphs = None, {}             # new state tensors: the graphs are captured again
         if sd['sampler'] is not None: self.model.sampler.load_state_dict(sd['sampler'])
         c = sd['counters']
         self.step, self.stopped, self._elapsed0, self._t0 = c['step'], c['stopped'], c['elapsed'], time.time()
@@ -375,6 +418,14 @@ class ToyNAE(nn.Module):
     def train_loss(self, x):
         self.last_samples = self.sampler(self, x); x_neg = self.last_samples['x']
         return nae_loss(self.energy(x), self.energy(x_neg), self.temperature)
+    def loss_split(self, name):
+        "The same losses as (host-side prepare, capturable core), for `StepGraph`."
+        def negatives(x):
+            self.last_samples = self.sampler(self, x)
+            return (x, self.last_samples['x']), {}
+        nae = lambda x, x_neg: nae_loss(self.energy(x), self.energy(x_neg), self.temperature, sync=False)
+        ae = lambda x: (lambda e: (e, dict(loss=e.detach())))(self.energy(x).mean())
+        return dict(ae_loss=((lambda x: ((x,), {})), ae), train_loss=(negatives, nae)).get(name)
 
 def toy_data(n=96, d=4, seed=0):
     "Inliers near a line in [0,1]^d, and outliers uniform in the cube."
@@ -441,6 +492,13 @@ class ValidationCB(Callback):
     def state_dict(self): return dict(best=self.best, best_step=self.best_step, best_state=self.best_state, bad=self.bad)
     def load_state_dict(self, sd): self.best, self.best_step, self.best_state, self.bad = sd['best'], sd['best_step'], sd['best_state'], sd['bad']
 
+class TimeLimitCB(Callback):
+    "End the phase once it has trained `seconds` (summed over resumed sessions), as if it were done: the model keeps its weights."
+    order = 35
+    def __init__(self, seconds:float): self.seconds = float(seconds)
+    def after_step(self, learn):
+        if learn.elapsed >= self.seconds: raise CancelFitException()
+
 class EarlyStoppingCB(Callback):
     "Stop after more than `patience` validations in a row without improvement."
     order = 30
@@ -485,10 +543,13 @@ class LogCB(Callback):
         if self.path:
             with open(self.path, 'a') as f: f.write(json.dumps(rec) + '\n')
 
-    def before_fit(self, learn): self._keep(learn)
+    def before_fit(self, learn): self._keep(learn); self.logged = None
     def after_step(self, learn):
         if learn.step % self.every == 0 or learn.step == learn.n_iters:
-            self.write(learn, **learn.stats, lr=learn.opt.param_groups[0]['lr'])
+            self.write(learn, **learn.stats, lr=learn.opt.param_groups[0]['lr']); self.logged = learn.step
+    def after_fit(self, learn):                       # a phase ended early (early stopping, a time limit): its last step too
+        if learn.stopped and learn.stats and self.logged != learn.step:
+            self.write(learn, **learn.stats, lr=learn.opt.param_groups[0]['lr']); self.logged = learn.step
     def after_validate(self, learn): self.write(learn, **{k: v for k, v in learn.val.items() if k.startswith('val_')})
     def after_rollback(self, learn): self._keep(learn); self.write(learn, event='rollback', reason=learn.divergence)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 from .core import NAEError, follows_model, model_device, generator_on, sample_device
-from .ebm import Temperature, nae_loss, encoder_l2, grid, log_partition, density_box
+from .ebm import Temperature, nae_loss, read_stats, encoder_l2, grid, log_partition, density_box
 from .nets import make_net, auto_net
 from .langevin import to_sphere
 from .fast import accelerate
@@ -88,15 +88,26 @@ class AE(nn.Module):
     def _zreg(self, z:Tensor) -> Tensor|None:
         return self.z_reg * z.square().sum(1).mean() if self.z_reg and not self.spherical else None
 
-    def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
-        "Mean reconstruction energy of the batch (plus `z_reg` for Euclidean codes); the NAE's phase 1."
-        e, z = self._energy_z(self._check(x))
+    def ae_parts(self, x:Tensor) -> tuple[Tensor, dict]:
+        "`ae_loss` without reading anything back: the loss and its parts as 0-d device tensors."
+        e, z = self._energy_z(x)
         recon = e.mean(); r = self._zreg(z)
         loss = recon if r is None else recon + r
-        l, rc = torch.stack([loss.detach(), recon.detach()]).tolist()   # one device sync
-        return loss, {'loss': l, 'recon': rc}
+        return loss, {'loss': loss.detach(), 'recon': recon.detach()}
+
+    def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
+        "Mean reconstruction energy of the batch (plus `z_reg` for Euclidean codes); the NAE's phase 1."
+        loss, parts = self.ae_parts(self._check(x))
+        return loss, read_stats(parts)                        # one device sync
 
     def train_loss(self, x:Tensor) -> tuple[Tensor, dict]: return self.ae_loss(x)
+
+    def loss_split(self, name:str, # the loss method: 'ae_loss' or 'train_loss'
+                  ) -> tuple|None:
+        "`(prepare, core)`: `prepare(x)` gives `(inputs, extra stats)`, `core(*inputs)` the loss without reading back (what a CUDA graph can hold); None: no split."
+        own = {'ae_loss': AE.ae_loss, 'train_loss': AE.train_loss}
+        if name not in own or getattr(type(self), name) is not own[name]: return None   # a subclass's own loss: not split
+        return (lambda x: ((self._check(x),), {})), self.ae_parts
 
 # %% ../nbs/21_models.ipynb #b634732b
 class NAE(AE):
@@ -131,25 +142,48 @@ class NAE(AE):
         if hasattr(self.sampler, 'to'): self.sampler.to(model_device(self))
         return out
 
-    def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
-        "Phase 1: the AE loss, plus `l2 * encoder_l2(encoder)` when `ae_l2` (stats['l2'] is then the unweighted norm)."
-        loss, stats = super().ae_loss(x)
+    def ae_parts(self, x:Tensor) -> tuple[Tensor, dict]:
+        "Phase 1 without reading back: the AE loss, plus `l2 * encoder_l2(encoder)` when `ae_l2` (parts['l2'] is then the unweighted norm)."
+        loss, parts = super().ae_parts(x)
         if self.ae_l2 and self.l2:
             reg = encoder_l2(self.encoder); loss = loss + self.l2 * reg
-            stats['l2'] = reg.item(); stats['loss'] += self.l2 * stats['l2']
-        return loss, stats
+            parts.update(l2=reg.detach(), loss=loss.detach())
+        return loss, parts
+
+    def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
+        "Phase 1: the AE loss, plus `l2 * encoder_l2(encoder)` when `ae_l2` (stats['l2'] is then the unweighted norm)."
+        loss, parts = self.ae_parts(self._check(x))
+        return loss, read_stats(parts)
+
+    def negatives(self, x:Tensor) -> tuple[tuple, dict]:
+        "The host side of an NAE iteration: `((x, negatives), sampler statistics)`; the negatives come from `self.sampler`."
+        x = self._check(x)
+        self.last_samples = out = self.sampler(self, x)
+        st = getattr(self.sampler, '_stats', None)               # device tensors when the sampler keeps them
+        st = getattr(self.sampler, 'stats', {}) if st is None else st
+        return (x, out['x']), {f'sampler_{k}': v for k, v in st.items()}
+
+    def nae_parts(self, x:Tensor, # data batch (B, *x_shape)
+                  x_neg:Tensor, # negatives (B', *x_shape), detached
+                 ) -> tuple[Tensor, dict]:
+        "The NAE loss on `x` and `x_neg` without reading back: the loss and E+, E-, T (and l2, z_reg) as 0-d tensors."
+        e, z = self._energy_z(torch.cat([x, x_neg]))
+        loss, parts = nae_loss(e[:len(x)], e[len(x):], self.temperature, self.gamma, self.l2, self.encoder, sync=False)
+        r = self._zreg(z[:len(x)])
+        if r is not None: loss = loss + r; parts.update(z_reg=r.detach(), loss=loss.detach())
+        return loss, parts
 
     def train_loss(self, x:Tensor) -> tuple[Tensor, dict]:
         "The NAE loss on data `x` and negatives drawn by `self.sampler`; stats hold E+, E-, T and the sampler's stats."
-        x = self._check(x)
-        self.last_samples = out = self.sampler(self, x)
-        e, z = self._energy_z(torch.cat([x, out['x']]))
-        e_pos, e_neg = e[:len(x)], e[len(x):]
-        loss, stats = nae_loss(e_pos, e_neg, self.temperature, self.gamma, self.l2, self.encoder)
-        r = self._zreg(z[:len(x)])
-        if r is not None: loss = loss + r; stats['z_reg'] = r.item(); stats['loss'] += stats['z_reg']
-        stats.update({f'sampler_{k}': float(v) for k, v in getattr(self.sampler, 'stats', {}).items()})
-        return loss, stats
+        inputs, extra = self.negatives(x)
+        loss, parts = self.nae_parts(*inputs)
+        return loss, read_stats({**parts, **extra})            # one device sync
+
+    def loss_split(self, name:str) -> tuple|None:
+        "`(prepare, core)` of `ae_loss` or `train_loss`: `prepare` runs the sampler (host side), `core` the loss (capturable)."
+        if name == 'ae_loss': return (lambda x: ((self._check(x),), {})), self.ae_parts
+        if name == 'train_loss': return self.negatives, self.nae_parts
+        return None
 
     @follows_model
     def log_prob_unnorm(self, x:Tensor) -> Tensor:

@@ -258,7 +258,8 @@ def make_learner(model:nn.Module,
                  name:str='train', # the phase's name
                  cbs:list=(), # more callbacks
                  config:dict|None=None, # plain settings stored in checkpoints
-                 t_lr_mult:float=100.) -> Learner:
+                 t_lr_mult:float=100.,
+                 capture:bool=True) -> Learner: # on CUDA, each step as one replay of a CUDA graph where possible (`Learner.capture_plan`)
     "A `Learner` with the standard callbacks: checkpoint, log, and optionally validation, early stopping, clipping, progress, guard."
     rd = Path(run_dir) if run_dir is not None else None
     cbs = [CheckpointCB(rd/name if rd else None, every=ckpt_every, resume=resume),
@@ -272,4 +273,4 @@ def make_learner(model:nn.Module,
         cbs.append(ProgressCB(every=log_every, delay=0. if progress is True else float(progress)))
     if guard: cbs.append(GuardCB(**{**dict(max_rollbacks=max_rollbacks, probe=_probe(valid, data)), **(guard if isinstance(guard, dict) else {})}))
     return Learner(model, data, loss=loss, lr=lr, n_iters=n_iters, n_epochs=n_epochs, cbs=cbs, batch_size=batch_size,
-                   seed=seed, device=device, name=name, config=config, t_lr_mult=t_lr_mult)
+                   seed=seed, device=device, name=name, config=config, t_lr_mult=t_lr_mult, capture=capture)

@@ -12,7 +12,7 @@ from .core import NAEError, get_device, seed_everything, hardware_info
 from .data import load_dataset, dequantize, blend_pairs
 from .models import make_model
 from .ebm import density_box
-from .learner import batch_scores, Callback, dist_rank, dist_world, TrainingDiverged
+from .learner import batch_scores, Callback, dist_rank, dist_world, TrainingDiverged, TimeLimitCB, _read_jsonl
 from .resilience import prepare_run
 from .training import fit_nae, NegativesCB
 from .distributed import init_distributed, ddp_cbs, barrier, broadcast_object, finish_distributed
@@ -23,7 +23,7 @@ from .presets import preset
 # %% auto #0
 __all__ = ['SCALES', 'experiment_data', 'experiment_model', 'evaluate', 'EvalCB', 'density_metrics', 'val_nll', 'DensityCB',
            'random_hflip', 'train_transform', 'TransformCB', 'train_run', 'format_metrics', 'scale', 'download_default',
-           'out_dir', 'run_status', 'run_or_resume', 'load_record', 'md_table', 'have_data']
+           'out_dir', 'run_status', 'phase_steps', 'run_or_resume', 'load_record', 'md_table', 'have_data']
 
 # %% ../nbs/46_run.ipynb #06ab08dd
 _OPTIONAL = {'omniglot', 'fashion_mnist', 'fashionmnist', 'svhn', 'celeba32', 'celeba64', 'celeba', 'imagenet32'}
@@ -65,8 +65,9 @@ _X_KEYS = tuple(k for k in _SAMPLER_KEYS if k.startswith('x_'))
 
 def _sampler_kw(cfg:dict, kind:str) -> dict:
     "The sampler settings of `cfg` for the sampler of model `kind` ('nae', 'nae_cd' or 'nae_pcd')."
-    if kind == 'nae': return {k: cfg[k] for k in _SAMPLER_KEYS}
-    kw = {k: cfg[k] for k in _X_KEYS}
+    fast = dict(bf16=bool(cfg.get('bf16', False)))   # runs saved before the setting existed ran in fp32
+    if kind == 'nae': return {**{k: cfg[k] for k in _SAMPLER_KEYS}, **fast}
+    kw = {**{k: cfg[k] for k in _X_KEYS}, **fast}
     if kind == 'nae_pcd':   # the x-space replay buffer; without replay, every chain starts from fresh noise
         kw.update(dict(buffer_size=cfg['buffer_size'], replay_prob=cfg['replay_prob']) if cfg['replay'] else
                   dict(buffer_size=None, restart_prob=1.))
@@ -209,7 +210,7 @@ class TransformCB(Callback):
 
 # %% ../nbs/46_run.ipynb #f9d683eb
 _FREE_ON_RESUME = ('device', 'download', 'data_root')   # where the data and the compute are, not what is trained
-_ADDED = dict(ae_l2=False)   # settings added after runs were saved: their value in an older run directory
+_ADDED = dict(ae_l2=False, bf16=False)   # settings added after runs were saved: their value in an older run directory
 
 @holds_run_lock('out')   # one process per run directory: a second one stops before it writes anything
 def train_run(cfg:dict, # a preset (see `presets.preset`)
@@ -250,6 +251,7 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         from nae_nbdev.data import eight_gaussians_logpdf
         dens = DensityCB(cfg['val_every'] or 250, data['val'], eight_gaussians_logpdf)
     dens_cbs = [dens] if two_d else []   # the NAE phase's (or a baseline's only phase's) callbacks
+    limit = lambda k: [TimeLimitCB(cfg[k])] if cfg.get(k) is not None else []   # a phase cut by the clock (the 'gpu' scale)
     kw = dict(valid=valid, lr_ae=cfg['lr_ae'], lr_nae=cfg['lr_nae'], t_lr_mult=cfg['t_lr_mult'], ae_clip_grad=cfg['ae_clip_grad'],
               early_stop=cfg['early_stop'], run_dir=rd, resume=resume, batch_size=cfg['batch_size'], seed=cfg['seed'],
               device=device, config=cfg, val_every=cfg['val_every'], val_ties=cfg['val_ties'], ckpt_every=cfg['ckpt_every'],
@@ -258,13 +260,15 @@ def train_run(cfg:dict, # a preset (see `presets.preset`)
         negs = [NegativesCB(cfg['neg_every'], path=rd/'negatives.pt' if rd is not None else None)] if cfg['neg_every'] else []
         run = fit_nae(model, data['train'], ae_epochs=cfg['ae_epochs'], ae_iters=cfg['ae_iters'],
                       nae_epochs=cfg['nae_epochs'], nae_iters=cfg['nae_iters'], ae_batch_size=cfg['ae_batch_size'],
-                      ae_cbs=[ae_eval, *ddp_cbs(), *tf_cbs], nae_cbs=[nae_eval, *ddp_cbs(), *negs, *tf_cbs, *dens_cbs],
+                      ae_cbs=[ae_eval, *ddp_cbs(), *tf_cbs, *limit('ae_time_s')],
+                      nae_cbs=[nae_eval, *ddp_cbs(), *negs, *tf_cbs, *dens_cbs, *limit('nae_time_s')],
                       final='best' if valid else 'last', **kw)
     else:  # a baseline trains one phase, with its own loss, under the AE budget (the NAE one if the preset has no AE phase)
         no_ae = not (cfg['ae_iters'] or cfg['ae_epochs'])
         run = fit_nae(model, data['train'], ae_iters=0, nae_epochs=cfg['nae_epochs' if no_ae else 'ae_epochs'],
                       nae_iters=cfg['nae_iters' if no_ae else 'ae_iters'],
-                      nae_cbs=[nae_eval, *ddp_cbs(), *tf_cbs, *dens_cbs], final='best' if valid else 'last',
+                      nae_cbs=[nae_eval, *ddp_cbs(), *tf_cbs, *dens_cbs, *limit('nae_time_s' if no_ae else 'ae_time_s')],
+                      final='best' if valid else 'last',
                       **{**kw, 'lr_nae': cfg['lr_ae'], 'ae_clip_grad': None})
     model.eval()
     if nae_eval.report is not None and valid is not None:  # the NAE phase's best weights were loaded after the phase
@@ -336,6 +340,15 @@ def run_status(out:str|Path, # a run directory
     if (rd/'metrics.json').exists(): return 'done'
     if (rd/'log.jsonl').exists() or any(rd.glob('*/last.pt')): return 'unfinished'
     return 'new'
+
+def phase_steps(out:str|Path, # a run directory
+               ) -> dict:
+    "How far each phase of the run in `out` trained, from its log: e.g. {'ae': 4000, 'nae': 1200} (a clock-limited phase stops early)."
+    steps = {}
+    log = Path(out)/'log.jsonl'
+    for r in (_read_jsonl(log) if log.exists() else []):
+        if 'phase' in r and 'step' in r: steps[r['phase']] = max(steps.get(r['phase'], 0), r['step'])
+    return steps
 
 def run_or_resume(cfg:dict, # a preset
                   out:str|Path, # its run directory

@@ -286,7 +286,7 @@ class OMISampler(Sampler):
         self.z_steps, self.z_step_size, self.z_noise, self.z_T, self.z_tangent = z_steps, z_step_size, z_noise, z_T, z_tangent
         self.replay, self.buffer_size, self.replay_prob = replay, buffer_size, replay_prob
         self.buffer = ReplayBuffer(buffer_size, replay_prob)
-        self.capture, self._graph, self._capture_failed = capture, None, False
+        self.capture, self._graph, self._graphs, self._capture_failed = capture, None, {}, False
 
     @staticmethod
     def q0(model, n:int, device:str|torch.device|None=None, generator:torch.Generator|None=None) -> Tensor:
@@ -342,12 +342,13 @@ class OMISampler(Sampler):
         key = (tuple(z0.shape), z0.dtype, z_steps, x_steps, id(model), tuple(p.data_ptr() for p in model.parameters()),
                tuple(repr(getattr(self, k)) for k in self._names + self._speed))
         try:
-            if self._graph is None or self._graph.key != key:
-                self._graph = None                          # free the old graph's memory first
-                self._graph = ChainGraph(lambda z: self._chains(model, z, z_steps, x_steps, None, sync=False), z0, key=key)
+            self._graph = self._graphs.get(key)             # two graphs: an epoch's full batches and its last, smaller one
+            if self._graph is None:
+                if len(self._graphs) >= 2: self._graphs.clear()   # graphs of another model or other settings: free their memory
+                self._graph = self._graphs[key] = ChainGraph(lambda z: self._chains(model, z, z_steps, x_steps, None, sync=False), z0, key=key)
             return self._graph(z0)
         except Exception as ex:                             # never worse than eager: warn once and stay eager
-            self._graph, self._capture_failed = None, True
+            self._graph, self._graphs, self._capture_failed = None, {}, True
             warnings.warn(f"capturing the chains as a CUDA graph failed ({type(ex).__name__}: {str(ex)[:300]}); "
                           "they run eagerly from now on (OMISampler(capture=False) skips the attempt).")
             return self._chains(model, z0, z_steps, x_steps, None)

@@ -10,12 +10,17 @@
 #                   when NAE_DATA holds no MNIST (a GPU machine may have no internet, so nothing is downloaded)
 #   fast_tier       nbdev_test --flags cuda: the fast tier with the cuda-flagged cells switched on
 # With --perf (or when named in --only), the speed figures too, each timed alone:
-#   bench_eager     the bench's two settings with eager chains (no CUDA graph), to compare with `bench` (captured)
+#   bench_eager     the bench's two settings run eagerly (no CUDA graph: neither the chains nor the update), against `bench`
 #   chain_steps     ms per visible-chain step at batch 128 and 1024: eager and captured, TF32 and bf16
-#   concurrency     aggregate NAE iterations/s of 1 and of 10 processes training the paper's setting at once
+#   concurrency     aggregate NAE iterations/s of 1 and of 10 processes training the paper's setting at once, without
+#                   NVIDIA MPS (--mps off), then of 10 with it (--mps auto: a private MPS daemon where one can start;
+#                   each row's mps and mps_note say whether it ran and why not)
 # Only when named in --only (it fills a GPU slot alone):
 #   table1_gpu      nbs/51_mnist_holdout.ipynb alone at NAE_SCALE=gpu: all ten digits of Table 1 at the paper's network,
 #                   batch and sampler on the real MNIST, in about 8 minutes on one H200 (--only versions,table1_gpu)
+#   table4_gpu      nbs/52_mnist_ood.ipynb alone at NAE_SCALE=gpu: one Table 4 run on all of MNIST at the paper's network,
+#                   batch and sampler (mnist_ood_gpu), projected to fit the same slot (--only versions,table4_gpu); outlier
+#                   sets missing from NAE_DATA (Omniglot, FashionMNIST) are skipped, nothing is downloaded
 #   smoke:<nb>      each experiment notebook (nbs/5*.ipynb, nbs/60_demo.ipynb) copied alone into an empty folder and
 #                   run top to bottom with NAE_SCALE=smoke; the JSON lists its slowest cells
 # The timed items run first and alone (their figures are the GPU's alone); then the fast tier and the notebooks run side
@@ -84,6 +89,7 @@ bench_sizes = '--tiny' if cpu else '--settings paper,cifar --repeats 3'
 epoch_sizes = '--settings tiny --repeats 1 --iters 20 --noref' if cpu else '--settings paper --repeats 1 --iters 100 --noref'
 chain_sizes = '--settings tiny --chains 8 --repeats 1' if cpu else '--settings paper --chains 128,1024'
 conc_sizes = '--settings tiny --concurrent 1,2 --seconds 1' if cpu else '--settings paper --concurrent 1,10 --seconds 10'
+conc_mps = '--settings tiny --concurrent 2 --seconds 1' if cpu else '--settings paper --concurrent 10 --seconds 10'
 cores = os.cpu_count() or 2
 n_par = 1 + len(nbs)                                  # the fast tier and the notebooks share the CPU
 par_threads = max(1, cores // n_par)
@@ -102,11 +108,17 @@ plan = [
     ('fast_tier', f'OMP_NUM_THREADS=1 nbdev_test --flags cuda --n_workers {min(8, cores)}', 210, 'parallel', None),
     ('bench_eager', f'nae_bench {dev} --json {bench_sizes} --noref --eager --out {OUT}/bench_eager.json', 60, 'timed', None),
     ('chain_steps', f'nae_bench {dev} --json {chain_sizes} --out {OUT}/chain_steps.json', 90, 'timed', None),
-    ('concurrency', f'OMP_NUM_THREADS=1 nae_bench {dev} --json {conc_sizes} --out {OUT}/concurrency.json', 150, 'timed', None),
+    ('concurrency', f'rm -f {OUT}/concurrency.json {OUT}/concurrency_mps.json && '
+                    f'OMP_NUM_THREADS=1 nae_bench {dev} --json {conc_sizes} --mps off --out {OUT}/concurrency.json && '
+                    f'OMP_NUM_THREADS=1 nae_bench {dev} --json {conc_mps} --mps auto --out {OUT}/concurrency_mps.json', 200, 'timed', None),
     ('table1_gpu', f'rm -rf {OUT}/table1 && mkdir -p {OUT}/table1 && cp nbs/51_mnist_holdout.ipynb {OUT}/table1/ && '
                    f'NAE_SCALE={"smoke" if cpu else "gpu"} NAE_OUT={(OUT/"table1"/"runs").resolve()} python3 scripts/run_nb.py '
                    f'{OUT}/table1/51_mnist_holdout.ipynb --timings {OUT}/table1/cells.json', 520, 'timed',
      None if has_mnist else 'NAE_DATA holds no MNIST: the GPU-slot Table 1 needs the real data'),
+    ('table4_gpu', f'rm -rf {OUT}/table4 && mkdir -p {OUT}/table4 && cp nbs/52_mnist_ood.ipynb {OUT}/table4/ && '
+                   f'NAE_SCALE={"smoke" if cpu else "gpu"} NAE_OUT={(OUT/"table4"/"runs").resolve()} python3 scripts/run_nb.py '
+                   f'{OUT}/table4/52_mnist_ood.ipynb --timings {OUT}/table4/cells.json', 520, 'timed',
+     None if has_mnist else 'NAE_DATA holds no MNIST: the GPU-slot Table 4 needs the real data'),
 ] + [(f'smoke:{Path(nb).stem}', f'rm -rf {OUT}/smoke/{Path(nb).stem} && mkdir -p {OUT}/smoke/{Path(nb).stem} && '
                                 f'cp {nb} {OUT}/smoke/{Path(nb).stem}/ && NAE_SCALE=smoke OMP_NUM_THREADS={par_threads} '
                                 f'python3 scripts/run_nb.py {OUT}/smoke/{Path(nb).stem}/{Path(nb).name} '
@@ -115,7 +127,7 @@ for x in reversed(a.also):                            # extra checks run right a
     name, _, cmd = x.partition('=')
     plan.insert(1, (name, cmd, 120, 'timed', None))
 PERF = ('bench_eager', 'chain_steps', 'concurrency')
-ONLY_NAMED = ('table1_gpu',)
+ONLY_NAMED = ('table1_gpu', 'table4_gpu')
 if not a.perf and not a.only: plan = [it for it in plan if it[0] not in PERF]
 if not a.only: plan = [it for it in plan if it[0] not in ONLY_NAMED]
 # the timed items first, in this order; then the side-by-side ones
@@ -159,13 +171,16 @@ def run(item):
 def attach(rec):
     "Add the figures of a finished item (bench JSON, the epoch's time from the run's log) to its record."
     try:
-        if rec['name'] in ('chain_steps', 'concurrency', 'bench_eager') and rec['status'] == 'pass':
+        if rec['name'] in ('chain_steps', 'bench_eager') and rec['status'] == 'pass':
             rec['results'] = json.loads((OUT/f"{rec['name']}.json").read_text())['results']
+        if rec['name'] == 'concurrency':              # without MPS, then with it; each file as far as it got
+            rec['results'] = [r for f in ('concurrency.json', 'concurrency_mps.json') if (OUT/f).exists()
+                              for r in json.loads((OUT/f).read_text())['results']]
         if rec['name'] in ('bench', 'epoch_bench') and rec['status'] == 'pass':
             d = json.loads((OUT/f"{rec['name']}.json").read_text())
             rec['results'] = [{k: r.get(k) for k in ('setting', 'device', 'batch', 'iter_ms', 'z_chain_ms', 'x_chain_ms', 'update_ms',
                                'ref_iter_ms', 'speedup', 'ae_step_ms', 'peak_mem_mb', 'gflops_chains', 'matmul_gflops',
-                               'iters', 'iters_s')} | {'maths_ok': (r.get('check') or {}).get('ok')} for r in d['results']]
+                               'iters', 'iters_s', 'captured', 'update_captured', 'update_eager_why', 'bf16')} | {'maths_ok': (r.get('check') or {}).get('ok')} for r in d['results']]
         if rec['name'] == 'epoch_bench' and rec.get('results') and rec['results'][0].get('iters_s'):
             r = rec['results'][0]; rec['iter_ms'] = 1e3 * r['iters_s'] / r['iters']; rec['epoch_s_projected'] = 422 * rec['iter_ms'] / 1e3
         if rec['name'].startswith('smoke:'):
@@ -173,8 +188,8 @@ def attach(rec):
             if f.exists():
                 d = json.loads(f.read_text()); rec['cells_s'] = d['total_s']
                 rec['slowest_cells'] = sorted(d['cells'], key=lambda c: -c['seconds'])[:3]
-        if rec['name'] == 'table1_gpu' and rec['status'] == 'pass':   # the table the notebook's runs produced
-            rec['metrics'] = {p.parent.name: json.loads(p.read_text()) for p in sorted((OUT/'table1'/'runs').rglob('metrics.json'))}
+        if rec['name'] in ('table1_gpu', 'table4_gpu') and rec['status'] == 'pass':   # the table the notebook's runs produced
+            rec['metrics'] = {p.parent.name: json.loads(p.read_text()) for p in sorted((OUT/rec['name'][:6]/'runs').rglob('metrics.json'))}
         if rec['name'] == 'mnist_epoch' and rec['status'] == 'pass':
             recs = [json.loads(l) for l in (OUT/'mnist_epoch'/'log.jsonl').read_text().splitlines() if l.strip()]
             nae = [r for r in recs if r.get('phase') == 'nae' and 'time' in r]

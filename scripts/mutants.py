@@ -90,7 +90,7 @@ MUTANTS = [
     M('m07', 'models', 'VAE', 'z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)\n        rec =', 'z = mu + logvar.exp() * torch.randn_like(mu)\n        rec =', 'reparameterisation with the variance as std'),
     M('m08', 'models', 'MMD', '(kaa.sum() - kaa.diagonal().sum()) / (n * (n - 1))', 'kaa.sum() / (n * n)', 'biased MMD (V-statistic)'),
     M('m09', 'models', 'MMD', '- 2 * kab.mean())', '- kab.mean())', 'MMD cross term without the 2'),
-    M('m10', 'models', 'NAE loss', 'e_pos, e_neg = e[:len(x)], e[len(x):]', 'e_neg, e_pos = e[:len(x)], e[len(x):]', 'positives and negatives swapped'),
+    M('m10', 'models', 'NAE loss', 'nae_loss(e[:len(x)], e[len(x):], self.temperature', 'nae_loss(e[len(x):], e[:len(x)], self.temperature', 'positives and negatives swapped'),
     M('m11', 'models', 'encoder L2 in pre-training', 'if self.ae_l2 and self.l2:', 'if False:', 'ae_l2 ignored'),
     M('m12', 'models', 'PCD', "_SAMPLER_DEFAULTS = {'nae_pcd': dict(buffer_size=10_000, replay_prob=0.95)}", '_SAMPLER_DEFAULTS = {}', "nae_pcd is not the paper's PCD"),
     M('m13', 'models', 'exact log-density', 'return self.log_prob_unnorm(x) - self.log_partition(lo, hi, n)', 'return self.log_prob_unnorm(x) + self.log_partition(lo, hi, n)', 'log p adds log Omega'),
@@ -136,6 +136,14 @@ MUTANTS = [
     M('q04', 'data', 'blends', "torch.randint(1, len(x), (len(x),), generator=g)) % len(x)", "torch.randint(0, len(x), (len(x),), generator=g)) % len(x)", 'a row can be blended with itself'),
     M('q05', 'detector_bench', 'ECOD', "return np.max(np.stack([lo.sum(1), hi.sum(1), auto.sum(1)]), axis=0)", "return np.max(np.stack([lo.sum(1), lo.sum(1), auto.sum(1)]), axis=0)", 'ECOD without the right tail'),
     M('q06', 'study', 'selection', "return max(ok, key=lambda r: r[key]) if ok else rows[-1]", "return min(ok, key=lambda r: r[key]) if ok else rows[-1]", 'the study picks the worst checkpoint of a rule'),
+    # --- the captured step: StepGraph, the learner's plan, one read-back
+    M('u01', 'fast', 'capture', "        self._restore(saved)                              # the warm-up steps", "        pass                              # the warm-up steps", 'the warm-up updates of a captured step are kept: training starts two steps ahead'),
+    M('u02', 'fast', 'capture', "for s, x in zip(self.inputs, inputs): s.copy_(x)", "for s, x in zip(self.inputs, inputs): pass", 'a replay trains on the batch it was captured with'),
+    M('u03', 'fast', 'capture', "                tuple(t.data_ptr() for t in _graph_tensors(model, opt)),\n", "                (),\n", 'a loaded optimiser state is not noticed: the graph keeps updating the old tensors'),
+    M('u04', 'fast', 'capture', "            else: t.zero_()", "            else: pass", "the optimiser state created while warming up is kept (Adam's moments and step count)"),
+    M('u05', 'ebm', 'statistics', "vals = dict(zip(ts, torch.stack(", "vals = dict(zip(ts[::-1], torch.stack(", 'statistics read back under the wrong names'),
+    M('u06', 'learner', 'capture', "        if why is None and cbs: why =", "        if False and cbs: why =", 'gradient clipping is skipped silently when steps are captured'),
+    M('u07', 'models', 'capture', "if r is not None: loss = loss + r; parts.update(z_reg=r.detach(), loss=loss.detach())", "if r is not None: parts.update(z_reg=r.detach())", 'the Euclidean latent penalty is reported but not trained'),
 ]
 
 def owner(module:str) -> str:

@@ -124,3 +124,25 @@ def test_gauss8_command_line_agrees_with_the_notebook_path(tmp_path):
     for k in ('tv', 'kl', 'T', 'selected_step', 'box', 'last'): assert cli[k] == nb[k], (k, cli[k], nb[k])
     assert cli['box'] == [-5., 5.] and [p['step'] for p in cli['curve']] == [4, 8, 12]
     assert cli['selected_step'] == min(cli['curve'], key=lambda p: p['val_nll'])['step']
+
+def test_runs_at_once_resume_skip_and_stop_on_the_clock(tmp_path):
+    """`run_at_once` (the 'gpu' scale of the Table 1 notebook): two presets in two processes at once, each in its own
+    run directory; a second call skips the finished runs; `nae_time_s` ends a phase on the clock after one step."""
+    import time
+    from nae_nbdev.presets import preset
+    from nae_nbdev.cli import run_at_once
+    base = dict(ae_iters=30, nae_iters=200, x_steps=2, z_steps=2, val_every=10, log_every=1, mult=0.25, dz=8, device='cpu')
+    runs = {tmp_path/f'nae-h{k}': preset('digits_holdout', holdout=k, nae_time_s=0., **base) for k in (1, 2)}
+    done = run_at_once(runs, mps='off')
+    assert sorted(done.values()) == [0, 0]
+    for k in (1, 2):
+        d = tmp_path/f'nae-h{k}'
+        assert f'holdout_{k}' in json.loads((d/'metrics.json').read_text())['nae']
+        log = [json.loads(l) for l in (d/'log.jsonl').read_text().splitlines()]
+        assert max(r['step'] for r in log if r.get('phase') == 'ae') == 30              # no limit: every AE step
+        assert max(r['step'] for r in log if r.get('phase') == 'nae') == 1              # the clock ends the NAE phase
+        assert (tmp_path/f'nae-h{k}.out').exists()
+    t = time.time(); run_at_once(runs, mps='off'); assert time.time() - t < 60           # finished: read back, not retrained
+    assert run_at_once({}, mps='off') == {}
+    bad = {tmp_path/'bad': preset('digits_holdout', dataset='no_such_set', **base)}
+    with pytest.raises(Exception, match='runs failed'): run_at_once(bad, mps='off')

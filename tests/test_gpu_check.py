@@ -23,7 +23,7 @@ def test_dry_run_plans_every_item_within_the_budget(tmp_path):
     assert 'nbdev_test --flags cuda' in it['fast_tier']['command'] and '--device cuda' in it['bench']['command']
     assert '--iters 100' in it['epoch_bench']['command'] and all('NAE_SCALE=smoke' in it[f'smoke:{n}']['command'] for n in nbs)
     assert '--nae_iters 422' in it['mnist_epoch']['command']          # one real MNIST epoch at batch 128
-    assert 'table1_gpu' not in it and 'chain_steps' not in it          # the long items only when asked for (--perf, --only)
+    assert 'table1_gpu' not in it and 'table4_gpu' not in it and 'chain_steps' not in it          # the long items only when asked for (--perf, --only)
     assert all('--timings' in it[f'smoke:{n}']['command'] for n in nbs) and 'OMP_NUM_THREADS=1' in it['fast_tier']['command']
     worst = sum(i['timeout_s'] for i in d['items'] if i['phase'] == 'timed') + max(i['timeout_s'] for i in d['items'] if i['phase'] == 'parallel')
     assert worst <= d['budget_s'] <= 540                              # 9 minutes on one GPU
