@@ -159,20 +159,22 @@ class StepGraph:
         self.inputs = tuple(x.detach().clone() for x in inputs)
         if cuda: set_capturable(opt, True)
         saved = self._snapshot()
-        with _cudnn_benchmark(), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):
-            if cuda:
-                s = torch.cuda.Stream(dev); s.wait_stream(torch.cuda.current_stream(dev))
-                with torch.cuda.stream(s):
+        try:
+            with _cudnn_benchmark(), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):
+                if cuda:
+                    s = torch.cuda.Stream(dev); s.wait_stream(torch.cuda.current_stream(dev))
+                    with torch.cuda.stream(s):
+                        for _ in range(warmup): self._step()
+                    torch.cuda.current_stream(dev).wait_stream(s)
+                else:
                     for _ in range(warmup): self._step()
-                torch.cuda.current_stream(dev).wait_stream(s)
-            else:
-                for _ in range(warmup): self._step()
-            self.opt.zero_grad(set_to_none=True)          # the graph allocates the gradients, at fixed addresses
-            if cuda:
-                self.graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph): self.out = self._step()
-            else: self.graph = graph(); self.out = self.graph.capture(self._step)
-        self._restore(saved)                              # the warm-up steps were real updates (and a stand-in's capture one more): undo them
+                self.opt.zero_grad(set_to_none=True)      # the graph allocates the gradients, at fixed addresses
+                if cuda:
+                    self.graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(self.graph): self.out = self._step()
+                else: self.graph = graph(); self.out = self.graph.capture(self._step)
+        finally:                                          # also when capture fails: training goes on eagerly from here
+            self._restore(saved)                          # the warm-up steps were real updates (and a stand-in's capture one more): undo them
         self.key, self.replays = self.key_for(model, opt, inputs), 0
 
     def _step(self) -> tuple:

@@ -137,7 +137,7 @@ MUTANTS = [
     M('q05', 'detector_bench', 'ECOD', "return np.max(np.stack([lo.sum(1), hi.sum(1), auto.sum(1)]), axis=0)", "return np.max(np.stack([lo.sum(1), lo.sum(1), auto.sum(1)]), axis=0)", 'ECOD without the right tail'),
     M('q06', 'study', 'selection', "return max(ok, key=lambda r: r[key]) if ok else rows[-1]", "return min(ok, key=lambda r: r[key]) if ok else rows[-1]", 'the study picks the worst checkpoint of a rule'),
     # --- the captured step: StepGraph, the learner's plan, one read-back
-    M('u01', 'fast', 'capture', "        self._restore(saved)                              # the warm-up steps", "        pass                              # the warm-up steps", 'the warm-up updates of a captured step are kept: training starts two steps ahead'),
+    M('u01', 'fast', 'capture', "            self._restore(saved)                          # the warm-up steps", "            pass                          # the warm-up steps", 'the warm-up updates of a captured step are kept: training starts two steps ahead'),
     M('u02', 'fast', 'capture', "for s, x in zip(self.inputs, inputs): s.copy_(x)", "for s, x in zip(self.inputs, inputs): pass", 'a replay trains on the batch it was captured with'),
     M('u03', 'fast', 'capture', "                tuple(t.data_ptr() for t in _graph_tensors(model, opt)),\n", "                (),\n", 'a loaded optimiser state is not noticed: the graph keeps updating the old tensors'),
     M('u04', 'fast', 'capture', "            else: t.zero_()", "            else: pass", "the optimiser state created while warming up is kept (Adam's moments and step count)"),
