@@ -251,7 +251,7 @@ def run_at_once(runs:dict, # run directory -> preset (e.g. the ten digits of Tab
     daemon = mps_daemon(mps, jobs=min(jobs, len(runs)), cuda=None if dev <= {None, 'auto'} else any(str(d).startswith('cuda') for d in dev))
     code = "import json, sys; from nae_nbdev.run import run_or_resume; run_or_resume(json.loads(sys.argv[1]), sys.argv[2])"
     for o in runs: o.mkdir(parents=True, exist_ok=True)
-    done = _run_procs({o: ([sys.executable, '-c', code, _json.dumps(c), str(o)], o.with_name(o.name + '.out')) for o, c in runs.items()},
+    done = _run_procs({o: ([sys.executable, '-c', code, _json.dumps(c, default=str), str(o)], o.with_name(o.name + '.out')) for o, c in runs.items()},
                       jobs, daemon, quiet)
     bad = [str(o) for o, rc in done.items() if rc != 0]
     if bad: raise NAEError(f"{len(bad)} of {len(runs)} runs failed: {', '.join(bad)}.",

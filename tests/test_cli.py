@@ -133,6 +133,7 @@ def test_runs_at_once_resume_skip_and_stop_on_the_clock(tmp_path):
     from nae_nbdev.cli import run_at_once
     base = dict(ae_iters=30, nae_iters=200, x_steps=2, z_steps=2, val_every=10, log_every=1, mult=0.25, dz=8, device='cpu')
     runs = {tmp_path/f'nae-h{k}': preset('digits_holdout', holdout=k, nae_time_s=0., **base) for k in (1, 2)}
+    runs[tmp_path/'nae-h2']['data_root'] = tmp_path/'data'   # a Path in the settings travels as text
     done = run_at_once(runs, mps='off')
     assert sorted(done.values()) == [0, 0]
     for k in (1, 2):
