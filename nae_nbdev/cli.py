@@ -183,6 +183,11 @@ def _classes(spec:str) -> list[int]:
     if not out or len(set(out)) != len(out): raise NAEError(f"--each_holdout {spec!r} names no class, or one twice.", "Pass e.g. 0-9.")
     return out
 
+def _uses_cuda(devices) -> bool|None:
+    "Whether processes with these `device` settings use CUDA; None: they take the best device there is (`mps_daemon` asks torch)."
+    devs = {d for d in devices if d not in (None, 'auto')}
+    return any(str(d).startswith('cuda') for d in devs) if devs else None
+
 def _run_procs(cmds:dict, # key -> (argv, console log path)
                jobs:int, # processes at the same time
                daemon:'mps_daemon', # gives the processes' environment (NVIDIA MPS or not)
@@ -217,8 +222,7 @@ def train_each(spec:str, # the held-out classes, e.g. '0-9'
     ks = _classes(spec)
     if 'holdout' in given: raise NAEError("--each_holdout and --holdout were both given.", "Pass one of them.")
     if jobs < 1: raise NAEError(f"--jobs {jobs} must be at least 1.", "Pass --jobs 1 (one run after the other) or more.")
-    dev = given.get('device')
-    daemon = mps_daemon(mps, jobs=min(jobs, len(ks)), cuda=None if dev in (None, 'auto') else str(dev).startswith('cuda'))
+    daemon = mps_daemon(mps, jobs=min(jobs, len(ks)), cuda=_uses_cuda([given.get('device')]))
     cfg = _preset(given.get('preset', 'digits_holdout'))
     root = Path(out) if out else Path('runs')/f"{cfg['preset']}-{given.get('model', cfg['model'])}-each-{time.strftime('%Y%m%d-%H%M%S')}"
     root.mkdir(parents=True, exist_ok=True)
@@ -247,8 +251,7 @@ def run_at_once(runs:dict, # run directory -> preset (e.g. the ten digits of Tab
     if not runs: return {}
     jobs = len(runs) if jobs is None else jobs
     if jobs < 1: raise NAEError(f"jobs={jobs} must be at least 1.", "Pass jobs=1 (one run after the other) or more.")
-    dev = {c.get('device') for c in runs.values()}
-    daemon = mps_daemon(mps, jobs=min(jobs, len(runs)), cuda=None if dev <= {None, 'auto'} else any(str(d).startswith('cuda') for d in dev))
+    daemon = mps_daemon(mps, jobs=min(jobs, len(runs)), cuda=_uses_cuda(c.get('device') for c in runs.values()))
     code = "import json, sys; from nae_nbdev.run import run_or_resume; run_or_resume(json.loads(sys.argv[1]), sys.argv[2])"
     for o in runs: o.mkdir(parents=True, exist_ok=True)
     done = _run_procs({o: ([sys.executable, '-c', code, _json.dumps(c, default=str), str(o)], o.with_name(o.name + '.out')) for o, c in runs.items()},

@@ -104,9 +104,11 @@ def _in_unit_range(X) -> bool:
 def _calib_split(n:int, # number of training samples
                  frac:float, # fraction to hold out
                  seed:int, # the training seed
+                 min_rows:int=10, # below this many samples nothing is held out
+                 most:int|None=None, # hold out at most this many
                 ) -> tuple[np.ndarray, np.ndarray]:
-    "Sorted indices (fit, calibration): `round(frac*n)` samples drawn at random are held out; none if `frac` is 0 or `n` < 10."
-    k = int(round(frac * n)) if n >= 10 else 0
+    "Sorted indices (fit, held out): `round(frac*n)` samples drawn at random are held out (at most `most`); none if `frac` is 0 or `n` < `min_rows`."
+    k = min(int(round(frac * n)), most or n) if n >= min_rows else 0
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[k:]), np.sort(perm[:k])
 
@@ -379,9 +381,7 @@ class SelectCB(ValidationCB):
 def _select_split(n:int, # training rows
                   seed:int) -> tuple[np.ndarray, np.ndarray]:
     "Indices (train, select): 10% of the rows (at most 1,000) for model selection, none below 100 rows."
-    k = min(1000, int(round(0.1 * n))) if n >= 100 else 0
-    perm = np.random.default_rng(seed + 1).permutation(n)
-    return np.sort(perm[k:]), np.sort(perm[:k])
+    return _calib_split(n, 0.1, seed + 1, min_rows=100, most=1000)   # another seed than the calibration split's
 
 class NAEDetector(_Detector):
     "Normalized-autoencoder outlier detector with the scikit-learn/PyOD API; trains with `fit_nae`, keeps the weights the label-free rule selects."
@@ -437,8 +437,9 @@ class NAEDetector(_Detector):
                 data_fit = data[fit_idx]
         ae_b, nae_b = ([BudgetCB(t0 + self.budget / 3)], [BudgetCB(t0 + self.budget)]) if self.budget is not None else ([], [])
         batches = data_fit if isinstance(data_fit, Batches) else Batches(data_fit, batch_size=self.batch_size, seed=seed)
-        if batches.collate is None: batches = batches.with_batch_size(a['nae_batch_size'])   # a DataLoader keeps its batch size
-        run = fit_nae(model, batches, ae_iters=a['ae_iters'], nae_iters=a['nae_iters'], ae_batch_size=self.batch_size if batches.collate is None else None,
+        tensors = batches.collate is None            # a DataLoader keeps its batch size
+        if tensors: batches = batches.with_batch_size(a['nae_batch_size'])
+        run = fit_nae(model, batches, ae_iters=a['ae_iters'], nae_iters=a['nae_iters'], ae_batch_size=self.batch_size if tensors else None,
                       lr_ae=self.lr_ae, lr_nae=a['lr_nae'], seed=seed, device=device, final='last',
                       progress=_progress(self.verbose), ae_cbs=ae_b, nae_cbs=([sel] if sel else []) + nae_b + list(self._nae_cbs))
         self.selected_ = None

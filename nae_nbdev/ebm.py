@@ -11,7 +11,7 @@ from .core import NAEError, model_device
 
 # %% auto #0
 __all__ = ['grid', 'grid2d', 'density_box', 'log_partition', 'density_on_grid', 'sample_on_grid', 'exact_nll', 'Temperature',
-           'encoder_l2', 'read_stats', 'nae_loss']
+           'encoder_l2', 'stat_vector', 'read_stats', 'nae_loss']
 
 # %% ../nbs/01_ebm.ipynb #51979fbc
 def grid(lo:float=-4., # lower edge of the box, on every axis
@@ -144,14 +144,18 @@ def encoder_l2(module:nn.Module, # usually the encoder of an autoencoder
     return sum((p**2).sum() for p in ps)
 
 # %% ../nbs/01_ebm.ipynb #d7d76d04
+def stat_vector(vals:list, # 0-d tensors (a loss and its parts), on one device
+               ) -> Tensor:
+    "`vals` stacked into one detached vector on the first one's device: float64 if any of them is, else float32."
+    dt = torch.float64 if any(v.dtype == torch.float64 for v in vals) else torch.float32
+    return torch.stack([v.detach().reshape(()).to(vals[0].device, dt) for v in vals])
+
 def read_stats(stats:dict, # names to 0-d tensors (on one device) or numbers
               ) -> dict:
     "The values of `stats` as Python floats, read back from the device in one transfer (one wait for a GPU, not one per value)."
     ts = [k for k, v in stats.items() if isinstance(v, Tensor)]
     if not ts: return {k: float(v) for k, v in stats.items()}
-    dt = torch.float64 if any(stats[k].dtype == torch.float64 for k in ts) else torch.float32
-    dev = stats[ts[0]].device
-    vals = dict(zip(ts, torch.stack([stats[k].detach().reshape(()).to(dev, dt) for k in ts]).tolist()))
+    vals = dict(zip(ts, stat_vector([stats[k] for k in ts]).tolist()))
     return {k: vals[k] if k in vals else float(v) for k, v in stats.items()}
 
 # %% ../nbs/01_ebm.ipynb #4d7758f1

@@ -4,16 +4,18 @@
 
 # %% ../nbs/12_fast_chains.ipynb #fb49fde1
 from __future__ import annotations
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .core import NAEError
 from .langevin import LangevinResult
+from .ebm import stat_vector
 
 # %% auto #0
-__all__ = ['FastConv2d', 'FastConvTranspose2d', 'accelerate', 'ChainGraph', 'set_capturable', 'ReplayGraph', 'StepGraph']
+__all__ = ['FastConv2d', 'FastConvTranspose2d', 'accelerate', 'ChainGraph', 'set_capturable', 'ReplayGraph', 'StepGraph',
+           'cached_graph']
 
 # %% ../nbs/12_fast_chains.ipynb #545b5849
 def _full_conv(x:Tensor, w:Tensor, b:Tensor|None) -> Tensor:
@@ -94,6 +96,26 @@ def _cudnn_benchmark():
     try: yield
     finally: torch.backends.cudnn.benchmark = old
 
+def _capture(fn, # fn() -> its outputs, the work the graph records
+             device:torch.device, # where it runs
+             warmup:int=2, # eager runs first, on a side stream on CUDA (cuBLAS/cuDNN set-up and algorithm choice)
+             before=None, # called between the warm-up and the capture (e.g. to drop gradients)
+             graph:type|None=None, # None: `torch.cuda.CUDAGraph`; a stand-in such as `ReplayGraph` (below) on a CPU
+            ) -> tuple:
+    "Warm `fn` up, then capture it: `(graph, outputs)`. Warm-up and capture draw no number of the run; cuDNN picks its algorithms."
+    cuda = graph is None
+    with _cudnn_benchmark(), torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
+        s = torch.cuda.Stream(device) if cuda else None
+        if cuda: s.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(s) if cuda else nullcontext():
+            for _ in range(warmup): fn()
+        if cuda: torch.cuda.current_stream(device).wait_stream(s)
+        if before is not None: before()
+        if not cuda: g = graph(); return g, g.capture(fn)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g): out = fn()
+        return g, out
+
 class ChainGraph:
     "A function of one tensor, captured as a CUDA graph: warmed up on a side stream, captured once, replayed on new inputs."
     def __init__(self, fn, # fn(x) -> tensors (or a tuple of them, or a `LangevinResult`); must not read values back
@@ -104,13 +126,7 @@ class ChainGraph:
         if x.device.type != 'cuda':
             raise NAEError(f"ChainGraph captures CUDA work, but its input is on {x.device}.", "Run the chains eagerly off CUDA.")
         self.fn, self.key, self.x = fn, key, x.clone()
-        with _cudnn_benchmark(), torch.random.fork_rng(devices=[x.device]):   # warm-up and capture draw no number of the run
-            s = torch.cuda.Stream(x.device); s.wait_stream(torch.cuda.current_stream(x.device))
-            with torch.cuda.stream(s):
-                for _ in range(warmup): fn(self.x)
-            torch.cuda.current_stream(x.device).wait_stream(s)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph): self.out = fn(self.x)
+        self.graph, self.out = _capture(lambda: fn(self.x), x.device, warmup)
         self.replays = 0
 
     def __call__(self, x:Tensor):
@@ -159,20 +175,8 @@ class StepGraph:
         self.inputs = tuple(x.detach().clone() for x in inputs)
         if cuda: set_capturable(opt, True)
         saved = self._snapshot()
-        try:
-            with _cudnn_benchmark(), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):
-                if cuda:
-                    s = torch.cuda.Stream(dev); s.wait_stream(torch.cuda.current_stream(dev))
-                    with torch.cuda.stream(s):
-                        for _ in range(warmup): self._step()
-                    torch.cuda.current_stream(dev).wait_stream(s)
-                else:
-                    for _ in range(warmup): self._step()
-                self.opt.zero_grad(set_to_none=True)      # the graph allocates the gradients, at fixed addresses
-                if cuda:
-                    self.graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(self.graph): self.out = self._step()
-                else: self.graph = graph(); self.out = self.graph.capture(self._step)
+        try:                                              # before capture, the graph allocates the gradients at fixed addresses
+            self.graph, self.out = _capture(self._step, dev, warmup, lambda: self.opt.zero_grad(set_to_none=True), graph)
         finally:                                          # also when capture fails: training goes on eagerly from here
             self._restore(saved)                          # the warm-up steps were real updates (and a stand-in's capture one more): undo them
         self.key, self.replays = self.key_for(model, opt, inputs), 0
@@ -182,9 +186,7 @@ class StepGraph:
         loss, parts = self.core(*self.inputs)
         loss.backward(); self.opt.step()
         self.names = list(parts)
-        vals = [v.detach().reshape(()) for v in parts.values()]
-        dt = torch.float64 if any(v.dtype == torch.float64 for v in vals) else torch.float32
-        return loss.detach(), torch.stack([v.to(dt) for v in vals])
+        return loss.detach(), stat_vector(list(parts.values()))
 
     @torch.no_grad()
     def _snapshot(self) -> dict: return {id(t): t.clone() for t in _graph_tensors(self.model, self.opt)}
@@ -208,3 +210,15 @@ class StepGraph:
         self.graph.replay(); self.replays += 1
         loss, vals = self.out
         return loss.clone(), dict(zip(self.names, vals.clone()))
+
+def cached_graph(graphs:dict, # graph.key -> graph, kept by the caller
+                 key, # what the graph needed now depends on (`ChainGraph.key`, `StepGraph.key_for`)
+                 build, # build() -> a new graph, stored under its own `key`
+                 most:int=2, # graphs kept: an epoch's full batches and its last, smaller one
+                ):
+    "The graph for `key`, from `graphs` or built and kept; when `most` are kept already, they are dropped first (graphs of another state or other settings: their memory is freed)."
+    g = graphs.get(key)
+    if g is None:
+        if len(graphs) >= most: graphs.clear()
+        g = build(); graphs[g.key] = g
+    return g

@@ -18,7 +18,7 @@ from .core import NAEError, get_device, seed_everything
 from .checkpoint import rng_state, set_rng_state, atomic_write, load_model_state
 from .metrics import auroc
 from .ebm import Temperature, nae_loss, read_stats
-from .fast import StepGraph, set_capturable
+from .fast import StepGraph, set_capturable, cached_graph
 import random
 
 # %% auto #0
@@ -274,16 +274,13 @@ class Learner:
         prepare, core = self.split
         inputs, extra = prepare(self.xb)
         try:
-            key = StepGraph.key_for(self.model, self.opt, inputs)
-            self.graph = self.graphs.get(key)           # two graphs: an epoch's full batches and its last, smaller one
-            if self.graph is None:
-                if len(self.graphs) >= 2: self.graphs.clear()   # graphs of another state or other settings: free their memory
-                self.graph = StepGraph(core, self.model, self.opt, inputs, graph=self.graph_cls)
-                self.graphs[self.graph.key] = self.graph
+            self.graph = cached_graph(self.graphs, StepGraph.key_for(self.model, self.opt, inputs),
+                                      lambda: StepGraph(core, self.model, self.opt, inputs, graph=self.graph_cls))
             self.loss, parts = self.graph(*inputs)
         except Exception as ex:                     # never worse than eager: warn once and stay eager
-            self.graph, self.graphs, self.eager_why = None, {}, f"capture failed ({type(ex).__name__}: {str(ex)[:300]})"
-            warnings.warn(f"capturing the training step as a CUDA graph failed ({type(ex).__name__}: {str(ex)[:300]}); "
+            why = f"{type(ex).__name__}: {str(ex)[:300]}"
+            self.graph, self.graphs, self.eager_why = None, {}, f"capture failed ({why})"
+            warnings.warn(f"capturing the training step as a CUDA graph failed ({why}); "
                           "the steps run eagerly from now on (Learner(capture=False) skips the attempt).")
             set_capturable(self.opt, False)
             self.loss, parts = core(*inputs); self.backward(); self.opt_step()
@@ -543,13 +540,12 @@ class LogCB(Callback):
         if self.path:
             with open(self.path, 'a') as f: f.write(json.dumps(rec) + '\n')
 
+    def write_step(self, learn): self.write(learn, **learn.stats, lr=learn.opt.param_groups[0]['lr']); self.logged = learn.step
     def before_fit(self, learn): self._keep(learn); self.logged = None
     def after_step(self, learn):
-        if learn.step % self.every == 0 or learn.step == learn.n_iters:
-            self.write(learn, **learn.stats, lr=learn.opt.param_groups[0]['lr']); self.logged = learn.step
+        if learn.step % self.every == 0 or learn.step == learn.n_iters: self.write_step(learn)
     def after_fit(self, learn):                       # a phase ended early (early stopping, a time limit): its last step too
-        if learn.stopped and learn.stats and self.logged != learn.step:
-            self.write(learn, **learn.stats, lr=learn.opt.param_groups[0]['lr']); self.logged = learn.step
+        if learn.stopped and learn.stats and self.logged != learn.step: self.write_step(learn)
     def after_validate(self, learn): self.write(learn, **{k: v for k, v in learn.val.items() if k.startswith('val_')})
     def after_rollback(self, learn): self._keep(learn); self.write(learn, event='rollback', reason=learn.divergence)
 

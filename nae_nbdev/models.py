@@ -96,7 +96,7 @@ class AE(nn.Module):
         return loss, {'loss': loss.detach(), 'recon': recon.detach()}
 
     def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
-        "Mean reconstruction energy of the batch (plus `z_reg` for Euclidean codes); the NAE's phase 1."
+        "Mean reconstruction energy of the batch (plus `z_reg` for Euclidean codes, and for the NAE its encoder L2 when `ae_l2`); the NAE's phase 1."
         loss, parts = self.ae_parts(self._check(x))
         return loss, read_stats(parts)                        # one device sync
 
@@ -107,7 +107,7 @@ class AE(nn.Module):
         "`(prepare, core)`: `prepare(x)` gives `(inputs, extra stats)`, `core(*inputs)` the loss without reading back (what a CUDA graph can hold); None: no split."
         own = {'ae_loss': AE.ae_loss, 'train_loss': AE.train_loss}
         if name not in own or getattr(type(self), name) is not own[name]: return None   # a subclass's own loss: not split
-        return (lambda x: ((self._check(x),), {})), self.ae_parts
+        return (lambda x: ((self._check(x),), {})), self.ae_parts   # `ae_parts`: this class's, e.g. the NAE's with its l2
 
 # %% ../nbs/21_models.ipynb #b634732b
 class NAE(AE):
@@ -150,11 +150,6 @@ class NAE(AE):
             parts.update(l2=reg.detach(), loss=loss.detach())
         return loss, parts
 
-    def ae_loss(self, x:Tensor) -> tuple[Tensor, dict]:
-        "Phase 1: the AE loss, plus `l2 * encoder_l2(encoder)` when `ae_l2` (stats['l2'] is then the unweighted norm)."
-        loss, parts = self.ae_parts(self._check(x))
-        return loss, read_stats(parts)
-
     def negatives(self, x:Tensor) -> tuple[tuple, dict]:
         "The host side of an NAE iteration: `((x, negatives), sampler statistics)`; the negatives come from `self.sampler`."
         x = self._check(x)
@@ -180,10 +175,8 @@ class NAE(AE):
         return loss, read_stats({**parts, **extra})            # one device sync
 
     def loss_split(self, name:str) -> tuple|None:
-        "`(prepare, core)` of `ae_loss` or `train_loss`: `prepare` runs the sampler (host side), `core` the loss (capturable)."
-        if name == 'ae_loss': return (lambda x: ((self._check(x),), {})), self.ae_parts
-        if name == 'train_loss': return self.negatives, self.nae_parts
-        return None
+        "`(prepare, core)` of `train_loss` (`prepare` runs the sampler, host side; `core` the loss, capturable) or of `ae_loss` (the AE's)."
+        return (self.negatives, self.nae_parts) if name == 'train_loss' else super().loss_split(name)
 
     @follows_model
     def log_prob_unnorm(self, x:Tensor) -> Tensor:

@@ -342,10 +342,8 @@ class OMISampler(Sampler):
         key = (tuple(z0.shape), z0.dtype, z_steps, x_steps, id(model), tuple(p.data_ptr() for p in model.parameters()),
                tuple(repr(getattr(self, k)) for k in self._names + self._speed))
         try:
-            self._graph = self._graphs.get(key)             # two graphs: an epoch's full batches and its last, smaller one
-            if self._graph is None:
-                if len(self._graphs) >= 2: self._graphs.clear()   # graphs of another model or other settings: free their memory
-                self._graph = self._graphs[key] = ChainGraph(lambda z: self._chains(model, z, z_steps, x_steps, None, sync=False), z0, key=key)
+            self._graph = cached_graph(self._graphs, key, lambda: ChainGraph(
+                lambda z: self._chains(model, z, z_steps, x_steps, None, sync=False), z0, key=key))
             return self._graph(z0)
         except Exception as ex:                             # never worse than eager: warn once and stay eager
             self._graph, self._graphs, self._capture_failed = None, {}, True

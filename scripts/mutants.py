@@ -132,7 +132,7 @@ MUTANTS = [
     # --- detector: label-free selection, budget; data: blends; the study and the benchmark
     M('q01', 'detector', 'selection', "            load_model_state(model, sel.best_state)\n", "            pass\n", 'the selected weights are not loaded: the last ones stay'),
     M('q02', 'detector', 'budget', "if time.time() >= self.deadline: self.spent = True; raise CancelFitException()", "if False: self.spent = True; raise CancelFitException()", 'the budget never stops training'),
-    M('q03', 'detector', 'selection split', "perm = np.random.default_rng(seed + 1).permutation(n)\n    return np.sort(perm[k:])", "perm = np.random.default_rng(seed + 1).permutation(n)\n    return np.sort(perm)", 'the selection rows are also trained on'),
+    M('q03', 'detector', 'selection split', "    return _calib_split(n, 0.1, seed + 1, min_rows=100, most=1000)", "    return np.arange(n), _calib_split(n, 0.1, seed + 1, min_rows=100, most=1000)[1]", 'the selection rows are also trained on'),
     M('q04', 'data', 'blends', "torch.randint(1, len(x), (len(x),), generator=g)) % len(x)", "torch.randint(0, len(x), (len(x),), generator=g)) % len(x)", 'a row can be blended with itself'),
     M('q05', 'detector_bench', 'ECOD', "return np.max(np.stack([lo.sum(1), hi.sum(1), auto.sum(1)]), axis=0)", "return np.max(np.stack([lo.sum(1), lo.sum(1), auto.sum(1)]), axis=0)", 'ECOD without the right tail'),
     M('q06', 'study', 'selection', "return max(ok, key=lambda r: r[key]) if ok else rows[-1]", "return min(ok, key=lambda r: r[key]) if ok else rows[-1]", 'the study picks the worst checkpoint of a rule'),
@@ -141,7 +141,7 @@ MUTANTS = [
     M('u02', 'fast', 'capture', "for s, x in zip(self.inputs, inputs): s.copy_(x)", "for s, x in zip(self.inputs, inputs): pass", 'a replay trains on the batch it was captured with'),
     M('u03', 'fast', 'capture', "                tuple(t.data_ptr() for t in _graph_tensors(model, opt)),\n", "                (),\n", 'a loaded optimiser state is not noticed: the graph keeps updating the old tensors'),
     M('u04', 'fast', 'capture', "            else: t.zero_()", "            else: pass", "the optimiser state created while warming up is kept (Adam's moments and step count)"),
-    M('u05', 'ebm', 'statistics', "vals = dict(zip(ts, torch.stack(", "vals = dict(zip(ts[::-1], torch.stack(", 'statistics read back under the wrong names'),
+    M('u05', 'ebm', 'statistics', "vals = dict(zip(ts, stat_vector(", "vals = dict(zip(ts[::-1], stat_vector(", 'statistics read back under the wrong names'),
     M('u06', 'learner', 'capture', "        if why is None and cbs: why =", "        if False and cbs: why =", 'gradient clipping is skipped silently when steps are captured'),
     M('u07', 'models', 'capture', "if r is not None: loss = loss + r; parts.update(z_reg=r.detach(), loss=loss.detach())", "if r is not None: parts.update(z_reg=r.detach())", 'the Euclidean latent penalty is reported but not trained'),
 ]
